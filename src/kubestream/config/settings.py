@@ -1,0 +1,181 @@
+"""The configuration as a typed tree (pydantic). Every option and default is documented in
+docs/configuration.md; keep the two in step.
+
+Unknown keys are rejected (``extra="forbid"``) so a typo fails validation with its key path
+instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class KubeSettings(_Section):
+    """How to reach the Kubernetes API (through the official ``kubernetes.aio`` client)."""
+
+    kubeconfig: str | None = None
+    """Path to a kubeconfig file. Empty or unset: in-cluster config if available, else ~/.kube/config."""
+    context: str | None = None
+    """kubeconfig context to use (default: the current context)."""
+    request_timeout_s: float = Field(30.0, gt=0)
+    """Timeout of one non-watch request."""
+    watch_timeout_s: tuple[float, float] = (300.0, 600.0)
+    """A watch asks the server to end it after a random time in this range (like client-go)."""
+    inactivity_timeout_s: float = Field(90.0, gt=0)
+    """A watch that delivers nothing (no event, no bookmark) for this long is restarted."""
+    list_page_size: int = Field(500, ge=1)
+    """``limit`` of each page when listing."""
+    backoff_initial_s: float = Field(0.8, gt=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    backoff_reset_after_s: float = Field(120.0, gt=0)
+    """After this long without failure the backoff starts again from ``backoff_initial_s``."""
+
+
+class EventsSettings(_Section):
+    """The Events source (one collector per cluster)."""
+
+    enabled: bool = True
+    api: Literal["core/v1", "events.k8s.io/v1"] = "core/v1"
+    namespaces_include: list[str] = Field(default_factory=list)
+    """Only these namespaces (empty: all)."""
+    namespaces_exclude: list[str] = Field(default_factory=list)
+    types: list[str] = Field(default_factory=list)
+    """Only these event types, e.g. ["Warning"] (empty: all)."""
+    reasons_include: list[str] = Field(default_factory=list)
+    reasons_exclude: list[str] = Field(default_factory=list)
+    kinds_include: list[str] = Field(default_factory=list)
+    """Only events whose involved object has one of these kinds (empty: all)."""
+    kinds_exclude: list[str] = Field(default_factory=list)
+    since: str = "now"
+    """First start only: "now" (export only occurrences from now on), "retained" (everything the
+    API still retains), or a duration such as "15m", "2h" (occurrences newer than that). Later
+    starts always catch up from the saved state."""
+
+
+class EnrichSettings(_Section):
+    """Metadata joined onto records, served only from watch caches."""
+
+    enabled: bool = True
+    owners: bool = True
+    """Resolve the owner chain up to the top workload (needs ReplicaSet/Job/... watches)."""
+    nodes: bool = True
+    namespaces: bool = True
+    services: bool = True
+    labels_include: list[str] = Field(default_factory=list)
+    """Glob patterns of label keys to keep (empty: all)."""
+    labels_exclude: list[str] = Field(default_factory=list)
+    annotations_include: list[str] = Field(default_factory=list)
+    annotations_exclude: list[str] = Field(
+        default_factory=lambda: ["kubectl.kubernetes.io/last-applied-configuration"]
+    )
+    delete_delay_s: float = Field(600.0, ge=0)
+    """Deleted objects stay in the caches this long, so late records are still enriched."""
+
+
+class BatchSettings(_Section):
+    """When an open batch is closed (whichever comes first)."""
+
+    max_records: int = Field(1000, ge=1)
+    max_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_age_s: float = Field(10.0, gt=0)
+    """Counted from the batch's first record, not from the last one."""
+
+
+class EncodingSettings(_Section):
+    format: Literal["ndjson", "protobuf"] = "ndjson"
+    compression: Literal["gzip", "zstd", "none"] = "gzip"
+    gzip_level: int = Field(1, ge=0, le=9)
+    zstd_level: int = Field(3, ge=1, le=22)
+    protobuf_message: Literal["kubestream", "k8stream"] = "kubestream"
+    """Protobuf only: the full kubestream message, or the k8stream-compatible one."""
+
+
+class FileSinkSettings(_Section):
+    dir: Path = Path("./kubestream-out")
+
+
+class S3SinkSettings(_Section):
+    bucket: str = ""
+    region: str | None = None
+    endpoint_url: str | None = None
+    """For S3-compatible stores (MinIO, Ceph, ...)."""
+    profile: str | None = None
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    storage_class: str | None = None
+    sse: Literal["AES256", "aws:kms"] | None = None
+    sse_kms_key_id: str | None = None
+    multipart_threshold_bytes: int = Field(16 * 1024 * 1024, ge=5 * 1024 * 1024)
+    multipart_chunk_bytes: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    attempt_timeout_s: float = Field(60.0, gt=0)
+    force_path_style: bool = False
+
+
+class SinkSettings(_Section):
+    type: Literal["file", "s3"] = "file"
+    prefix: str = ""
+    """Leading path of every object key, e.g. "prod/eu-1"."""
+    stream_uid: str = "kubestream"
+    """Identifies this stream in output names (k8stream's ``uid``)."""
+    file: FileSinkSettings = Field(default_factory=FileSinkSettings)
+    s3: S3SinkSettings = Field(default_factory=S3SinkSettings)
+    retry_initial_s: float = Field(0.5, gt=0)
+    retry_max_s: float = Field(60.0, gt=0)
+
+
+class StateSettings(_Section):
+    dir: Path = Path("./kubestream-state")
+    """Holds the SQLite state database and, unless spool.dir is set, the spool."""
+
+
+class SpoolSettings(_Section):
+    dir: Path | None = None
+    """Default: <state.dir>/spool."""
+    max_bytes: int = Field(1024 * 1024 * 1024, ge=1024 * 1024)
+    """Sources pause when the undelivered batches reach this size."""
+
+
+class ServerSettings(_Section):
+    """/metrics, /healthz and /readyz."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = Field(9102, ge=0, le=65535)
+
+
+class LogSettings(_Section):
+    format: Literal["text", "json"] = "text"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class ShutdownSettings(_Section):
+    timeout_s: float = Field(20.0, gt=0)
+    """SIGTERM/SIGINT: flush, commit and exit within this bound."""
+
+
+class Settings(_Section):
+    """The root of the configuration tree."""
+
+    kube: KubeSettings = Field(default_factory=KubeSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
+    enrich: EnrichSettings = Field(default_factory=EnrichSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    encoding: EncodingSettings = Field(default_factory=EncodingSettings)
+    sink: SinkSettings = Field(default_factory=SinkSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+    spool: SpoolSettings = Field(default_factory=SpoolSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.spool.dir if self.spool.dir is not None else self.state.dir / "spool"

@@ -1,0 +1,1 @@
+"""kubestream.state"""

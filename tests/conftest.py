@@ -1,0 +1,1 @@
+"""Shared test fixtures live in the topic folders' conftest.py files."""
