@@ -6,7 +6,6 @@ See docs/design-kube-access.md for why this is not the official client's informe
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
