@@ -1,0 +1,210 @@
+"""Wiring of one agent process: the stages of the data's walk, started together and stopped in
+an order that loses nothing.
+
+Shutdown order (SIGTERM/SIGINT): stop the sources (no new records) → close the open batch into
+the spool (state commits with it) → let the delivery worker drain the spool within the remaining
+bound → close connections. Whatever is not delivered by then stays registered in the spool and
+is delivered under the same key at the next start, so a short bound costs latency, never data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from kubestream.config.settings import Settings
+from kubestream.enrich import Enricher
+from kubestream.errors import KubestreamError, SinkFatalError
+from kubestream.kube.client import KubeClient
+from kubestream.obs.metrics import Metrics
+from kubestream.obs.server import ObsServer
+from kubestream.pipeline.batcher import Pipeline
+from kubestream.pipeline.delivery import Delivery
+from kubestream.pipeline.spool import Spool
+from kubestream.sinks.base import Sink
+from kubestream.sinks.factory import make_sink
+from kubestream.sources.events import EventsSource
+from kubestream.state.store import StateStore
+
+log = logging.getLogger("kubestream.agent")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_SINK_UNUSABLE = 3
+
+
+class Agent:
+    """One kubestream agent: events source → enrichment → pipeline → spool → sink."""
+
+    def __init__(self, settings: Settings, *, metrics: Metrics | None = None,
+                 ready_file: Path | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.ready_file = ready_file
+        self.stopping = asyncio.Event()
+        self._sink: Sink | None = None
+        self._source: EventsSource | None = None
+        self._enricher: Enricher | None = None
+        self._sink_ok = True
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown (signal handlers and the demo call this)."""
+        self.stopping.set()
+
+    def readiness(self) -> tuple[bool, str]:
+        """/readyz: caches synced and the sink writable."""
+        if self._source is None or not self._source.synced.is_set():
+            return False, "events not synced"
+        if self._enricher is not None and not self._enricher.synced.is_set():
+            return False, "enrichment caches not synced"
+        if not self._sink_ok:
+            return False, "sink not writable"
+        return True, "ready"
+
+    async def run(self) -> int:
+        """Run until ``request_stop`` (or a fatal error); return the process exit code."""
+        s = self.settings
+        s.state.dir.mkdir(parents=True, exist_ok=True)
+        state = StateStore(s.state.dir / "state.db")
+        try:
+            return await self._run_with_state(state)
+        finally:
+            state.close()
+
+    async def _run_with_state(self, state: StateStore) -> int:
+        s = self.settings
+        spool = Spool(s.spool_dir, state, max_bytes=s.spool.max_bytes, metrics=self.metrics)
+        spool.recover()
+        sink = make_sink(s, self.metrics)
+        self._sink = sink
+        try:
+            await sink.check()
+        except SinkFatalError as exc:
+            log.error("sink unusable: %s", exc)
+            await sink.close()
+            return EXIT_SINK_UNUSABLE
+
+        client = await KubeClient.create(s.kube, metrics=self.metrics)
+        obs = ObsServer(s.server, self.metrics, self.readiness) if s.server.enabled else None
+        try:
+            if obs is not None:
+                await obs.start()
+            return await self._run_stages(client, state, spool, sink)
+        finally:
+            if obs is not None:
+                await obs.stop()
+            await client.close()
+            await sink.close()
+
+    async def _run_stages(self, client: KubeClient, state: StateStore, spool: Spool, sink: Sink) -> int:
+        s = self.settings
+        pipeline = Pipeline("events", s, state, spool, metrics=self.metrics)
+        delivery = Delivery(spool, sink, settings=s.sink, metrics=self.metrics)
+        enricher = Enricher(client, s, metrics=self.metrics) if s.enrich.enabled else None
+        self._enricher = enricher
+        source = EventsSource(client, s, state, pipeline, enricher, metrics=self.metrics)
+        self._source = source
+
+        background: dict[str, asyncio.Task[Any]] = {}
+
+        def start(name: str, coro: Coroutine[Any, Any, Any]) -> None:
+            background[name] = asyncio.create_task(coro, name=name)
+
+        if enricher is not None:
+            start("enricher", enricher.run())
+        start("pipeline", pipeline.run())
+        start("delivery", delivery.run())
+        start("events", source.run())
+        if self.ready_file is not None:
+            start("ready-file", self._write_ready_file())
+
+        exit_code = await self._wait_for_stop_or_failure(background)
+        deadline = time.monotonic() + s.shutdown.timeout_s
+        exit_code = await self._shutdown(background, pipeline, delivery, deadline, exit_code)
+        return exit_code
+
+    async def _wait_for_stop_or_failure(self, tasks: dict[str, asyncio.Task[Any]]) -> int:
+        stop_wait = asyncio.create_task(self.stopping.wait(), name="stop-wait")
+        try:
+            done, _ = await asyncio.wait([stop_wait, *tasks.values()], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_wait.cancel()
+        for task in done:
+            if task is stop_wait or task.cancelled():
+                continue
+            exc = task.exception()
+            if exc is None:
+                if task.get_name() == "ready-file":
+                    # Finished its one job; keep waiting for a real reason to stop.
+                    del tasks["ready-file"]
+                    return await self._wait_for_stop_or_failure(tasks)
+                log.error("stage %s ended unexpectedly", task.get_name())
+                return EXIT_FAILED
+            if isinstance(exc, SinkFatalError):
+                self._sink_ok = False
+                log.error("sink failed permanently: %s", exc)
+            elif isinstance(exc, KubestreamError):
+                log.error("stage %s failed: %s", task.get_name(), exc)
+            else:
+                log.error("stage %s crashed", task.get_name(), exc_info=exc)
+            return EXIT_FAILED
+        return EXIT_OK
+
+    async def _shutdown(self, tasks: dict[str, asyncio.Task[Any]], pipeline: Pipeline,
+                        delivery: Delivery, deadline: float, exit_code: int) -> int:
+        log.info("shutting down: flushing the open batch and draining the spool")
+        # 1. No new records: stop the source (and the caches feeding it).
+        for name in ("events", "enricher", "ready-file"):
+            await _cancel(tasks.pop(name, None))
+        # 2. Close the open batch: spool write + state commit in one step.
+        pipeline_task = tasks.pop("pipeline", None)
+        await _cancel(pipeline_task)
+        try:
+            await asyncio.wait_for(pipeline.flush(), timeout=max(0.1, deadline - time.monotonic()))
+        except (TimeoutError, KubestreamError) as exc:
+            log.error("could not flush the open batch (%s); its records will be read again at the next start", exc)
+            exit_code = exit_code or EXIT_FAILED
+        # 3. Deliver what the spool holds, within the bound; the rest waits for the next start.
+        delivery_task = tasks.pop("delivery", None)
+        if delivery_task is not None and not delivery_task.done():
+            await _cancel(delivery_task)
+            drained = await delivery.drain(max(0.1, deadline - time.monotonic()))
+            if not drained:
+                log.warning("spool not fully delivered before the shutdown bound; it will be delivered at the next start")
+        for task in tasks.values():
+            await _cancel(task)
+        log.info("stopped")
+        return exit_code
+
+    async def _write_ready_file(self) -> None:
+        assert self.ready_file is not None
+        while not self.readiness()[0]:
+            await asyncio.sleep(0.05)
+        self.ready_file.write_text("ready\n")
+
+
+async def _cancel(task: asyncio.Task[Any] | None) -> None:
+    if task is None or task.done():
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+def run_agent(settings: Settings, *, ready_file: Path | None = None) -> int:
+    """Run an agent in this process until SIGTERM/SIGINT; return the exit code."""
+
+    async def main() -> int:
+        agent = Agent(settings, ready_file=ready_file)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, agent.request_stop)
+        return await agent.run()
+
+    return asyncio.run(main())
