@@ -1,1 +1,1 @@
-"""kubestream.cli"""
+"""The kubestream command line (``kubestream = kubestream.cli.main:main``)."""

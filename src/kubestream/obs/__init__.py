@@ -1,1 +1,1 @@
-"""kubestream.obs"""
+"""Observability: the metrics catalogue, logging setup, and the /metrics /healthz /readyz server."""

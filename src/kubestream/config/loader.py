@@ -1,0 +1,255 @@
+"""Load the configuration file: parse (YAML or JSON) → interpolate the environment → translate a
+k8stream config if it is one → validate with the settings tree → cross-field checks.
+
+Every failure is a ``ConfigError`` whose message is one line naming the dotted key path and the
+problem, because that line is all an operator sees in a crash-looping pod's log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from kubestream.config import k8stream
+from kubestream.config.durations import parse_duration, parse_since
+from kubestream.config.interpolate import format_key_path, interpolate_tree
+from kubestream.config.settings import Settings
+from kubestream.config.suggest import closest
+from kubestream.errors import ConfigError
+
+__all__ = ["LoadedConfig", "check_settings", "load_config", "load_settings", "parse_duration",
+           "settings_from_document"]
+
+_YAML_SUFFIXES: Final = frozenset({".yaml", ".yml"})
+_SECTIONS: Final = frozenset(Settings.model_fields)
+# Never echo these back in an error message: the line ends up in logs.
+_SECRET_OPTIONS: Final = frozenset({"access_key_id", "secret_access_key", "session_token",
+                                    "aws_access_key", "aws_secret_access_key"})
+_MAX_SHOWN_INPUT: Final = 60
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """The validated settings and where they came from."""
+
+    settings: Settings
+    path: Path | None
+    k8stream_compat: bool
+    """The file was a k8stream config.json, translated (see kubestream.config.k8stream)."""
+
+
+def load_settings(path: Path, *, environ: Mapping[str, str] | None = None) -> Settings:
+    """The validated settings in ``path`` (YAML, or JSON). Raises ``ConfigError``."""
+    return load_config(path, environ=environ).settings
+
+
+def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Like ``load_settings``, also telling whether the file was a k8stream config."""
+    document = _read_document(Path(path))
+    loaded = settings_from_document(document, environ=environ)
+    return LoadedConfig(loaded.settings, Path(path), loaded.k8stream_compat)
+
+
+def settings_from_document(document: object, *, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Validate an already parsed document (a mapping, or None for "all defaults")."""
+    if document is None:
+        document = {}
+    if not isinstance(document, Mapping):
+        raise ConfigError(f"the top level must be a mapping of sections (got {type(document).__name__})")
+    mixed = k8stream.mixed_format_error(document, _SECTIONS)
+    if mixed is not None:
+        raise mixed
+    compat = k8stream.looks_like_k8stream(document, _SECTIONS)
+    interpolated = interpolate_tree(document, os.environ if environ is None else environ)
+    assert isinstance(interpolated, Mapping)
+    tree = k8stream.translate(interpolated) if compat else interpolated
+    try:
+        settings = Settings.model_validate(tree)
+        check_settings(settings)
+    except ValidationError as exc:
+        raise _relabel(_from_validation_error(exc), compat) from None
+    except ConfigError as exc:
+        raise _relabel(exc, compat) from None
+    return LoadedConfig(settings, None, compat)
+
+
+def check_settings(settings: Settings) -> None:
+    """Rules that span options or need parsing; raises ``ConfigError`` with the key path."""
+    try:
+        parse_since(settings.events.since)
+    except ConfigError as exc:
+        raise ConfigError(str(exc), key="events.since") from None
+    kube, sink = settings.kube, settings.sink
+    low, high = kube.watch_timeout_s
+    if not 0 < low <= high:
+        raise ConfigError(f"expected 0 < min <= max (got [{low}, {high}])", key="kube.watch_timeout_s")
+    if kube.backoff_initial_s > kube.backoff_max_s:
+        raise ConfigError(f"must not exceed kube.backoff_max_s ({kube.backoff_max_s})", key="kube.backoff_initial_s")
+    if sink.retry_initial_s > sink.retry_max_s:
+        raise ConfigError(f"must not exceed sink.retry_max_s ({sink.retry_max_s})", key="sink.retry_initial_s")
+    _check_s3(settings)
+
+
+def _check_s3(settings: Settings) -> None:
+    s3 = settings.sink.s3
+    if settings.sink.type == "s3" and not s3.bucket:
+        raise ConfigError('required when sink.type is "s3"', key="sink.s3.bucket")
+    if (s3.access_key_id is None) != (s3.secret_access_key is None):
+        missing = "sink.s3.secret_access_key" if s3.secret_access_key is None else "sink.s3.access_key_id"
+        raise ConfigError("set both access_key_id and secret_access_key, or neither", key=missing)
+    if s3.sse_kms_key_id is not None and s3.sse != "aws:kms":
+        raise ConfigError('only valid with sink.s3.sse: "aws:kms"', key="sink.s3.sse_kms_key_id")
+
+
+# --- reading and parsing ---------------------------------------------------------------------
+
+
+def _read_document(path: Path) -> object:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a configuration file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    suffix = path.suffix.lower()
+    if suffix in _YAML_SUFFIXES:
+        return _parse_yaml(text, path)
+    if suffix == ".json":
+        return _parse_json(text, path)
+    # No telling suffix: a document opening with '{' is JSON unless it only parses as YAML
+    # (a YAML flow mapping); anything else is YAML.
+    if text.lstrip().startswith("{"):
+        try:
+            return _parse_json(text, path)
+        except ConfigError as json_error:
+            try:
+                return _parse_yaml(text, path)
+            except ConfigError:
+                raise json_error from None
+    return _parse_yaml(text, path)
+
+
+def _parse_json(text: str, path: Path) -> object:
+    try:
+        return json.loads(text, object_pairs_hook=_reject_duplicate_json_keys)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: JSON syntax error: {exc.msg}") from None
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}: JSON error: duplicate key {exc.key!r}") from None
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(key)
+
+
+def _reject_duplicate_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+class _StrictYamlLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys: YAML's "last one wins" silently drops options."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _parse_yaml(text: str, path: Path) -> object:
+    try:
+        return yaml.load(text, Loader=_StrictYamlLoader)  # a SafeLoader subclass: no arbitrary objects
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: YAML error: {' '.join(str(exc).split())}") from None
+
+
+# --- turning pydantic's errors into one line -------------------------------------------------
+
+
+def _from_validation_error(exc: ValidationError) -> ConfigError:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    key = format_key_path(first["loc"])
+    if first["type"] == "extra_forbidden":
+        message = _unknown_option(first["loc"])
+    else:
+        message = f"{first['msg']}{_shown_input(first)}"
+    if len(errors) > 1:
+        more = len(errors) - 1
+        message += f" (and {more} more {'problem' if more == 1 else 'problems'})"
+    return ConfigError(message, key=key or None)
+
+
+def _unknown_option(loc: tuple[int | str, ...]) -> str:
+    model = _model_at(loc[:-1])
+    known = sorted(model.model_fields) if model is not None else []
+    guess = closest(str(loc[-1]), known)
+    if guess is not None:
+        return f'unknown option (did you mean "{guess}"?)'
+    return f"unknown option (expected one of: {', '.join(known)})" if known else "unknown option"
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The settings section a key path points into (None if it is not a section)."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _shown_input(error: ErrorDetails) -> str:
+    if any(part in _SECRET_OPTIONS for part in error["loc"]):
+        return ""
+    value = error.get("input")
+    shown = repr(value)
+    if len(shown) > _MAX_SHOWN_INPUT:
+        shown = shown[: _MAX_SHOWN_INPUT - 3] + "..."
+    hint = ""
+    if error["type"] == "string_type" and isinstance(value, int | float | bool):
+        hint = "; quote it to make it a string"
+    return f" (got {shown}{hint})"
+
+
+def _relabel(error: ConfigError, compat: bool) -> ConfigError:
+    """In k8stream mode, name the key the user actually wrote next to ours."""
+    if not compat or error.key is None:
+        return error
+    original = k8stream.original_key(error.key)
+    if original is None:
+        return error
+    message = str(error).removeprefix(f"{error.key}: ")
+    return ConfigError(message, key=f"{original} ({error.key})")
