@@ -1,0 +1,86 @@
+"""API faults while the agent runs: dropped watches, forced 410s, compaction, 5xx and 429 storms.
+No loss, no duplicates, and the simulator's request log shows the agent backing off."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.agent.harness import AgentProcess, assert_exactly_once, make_workload, wait_caught_up, write_config
+
+from kubestream.sim.server import SimServer
+
+
+def _requests_between(server: SimServer, start: float, end: float) -> int:
+    return sum(1 for r in server.requests.records() if start <= r.time <= end)
+
+
+def test_watch_faults_lose_and_duplicate_nothing(sim: SimServer, tmp_path: Path) -> None:
+    workload = make_workload(sim, seed=21, rate=300)
+    agent = AgentProcess(write_config(tmp_path, sim), tmp_path).start()
+    agent.wait_ready()
+    workload.start()
+    try:
+        time.sleep(0.7)
+        sim.faults.drop_watches()
+        time.sleep(0.7)
+        sim.faults.expire_next_watches(3)
+        sim.faults.drop_watches()
+        time.sleep(0.7)
+        sim.faults.compact()
+        sim.faults.drop_watches()
+        time.sleep(0.7)
+        sim.faults.cut_next_watch_mid_object(2)
+        sim.faults.drop_watches()
+        time.sleep(1.0)
+    finally:
+        workload.stop()
+    records = wait_caught_up(tmp_path / "archive", workload.ledger)
+    assert agent.terminate() == 0, agent.log()
+    assert_exactly_once(records, workload.ledger)
+
+
+def test_error_storms_back_off_and_recover(sim: SimServer, tmp_path: Path) -> None:
+    workload = make_workload(sim, seed=22, rate=200)
+    agent = AgentProcess(write_config(tmp_path, sim, kube={"backoff_initial_s": 0.2, "backoff_max_s": 2.0}),
+                         tmp_path).start()
+    agent.wait_ready()
+    workload.start()
+    try:
+        for status, retry_after in ((503, None), (429, 1.0)):
+            sim.faults.drop_watches()
+            start = time.time()
+            sim.faults.error_storm(status, 4.0, retry_after=retry_after)
+            sim.faults.drop_watches()
+            time.sleep(4.0)
+            during = _requests_between(sim, start, start + 4.0)
+            # Backoff with jitter: a handful of attempts per watched kind, not a hot loop.
+            assert during < 4.0 * 12, f"{during} requests during a 4 s {status} storm"
+            time.sleep(1.0)
+    finally:
+        workload.stop()
+    records = wait_caught_up(tmp_path / "archive", workload.ledger)
+    assert agent.terminate() == 0, agent.log()
+    assert_exactly_once(records, workload.ledger)
+
+
+def test_control_plane_load_after_sync(sim: SimServer, tmp_path: Path) -> None:
+    """After the caches synced: no GET per event, one watch per resource kind."""
+    workload = make_workload(sim, seed=23, rate=300)
+    workload.step()  # bootstrap objects before the agent starts
+    agent = AgentProcess(write_config(tmp_path, sim), tmp_path).start()
+    agent.wait_ready()
+    synced_at = time.time()
+    workload.run_for(2.0)
+    workload.stop()
+    records = wait_caught_up(tmp_path / "archive", workload.ledger)
+    assert agent.terminate() == 0, agent.log()
+    assert len(records) > 300
+    after = [r for r in sim.requests.records() if r.time > synced_at]
+    assert [r for r in after if r.verb == "get"] == [], "no GET per event once the caches synced"
+    watches: dict[str, int] = {}
+    for r in sim.requests.records():
+        if r.verb == "watch":
+            watches[r.resource] = watches.get(r.resource, 0) + 1
+    assert watches.get("events") == 1, watches
+    assert all(n == 1 for n in watches.values()), f"one watch per kind: {watches}"
