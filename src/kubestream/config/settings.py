@@ -89,7 +89,8 @@ class BatchSettings(_Section):
 
 
 class EncodingSettings(_Section):
-    format: Literal["ndjson", "protobuf"] = "ndjson"
+    format: Literal["ndjson", "protobuf", "parquet"] = "ndjson"
+    """parquet: logs only (zstd inside the file; ``compression`` is ignored)."""
     compression: Literal["gzip", "zstd", "none"] = "gzip"
     gzip_level: int = Field(1, ge=0, le=9)
     zstd_level: int = Field(3, ge=1, le=22)
@@ -161,11 +162,64 @@ class ShutdownSettings(_Section):
     """SIGTERM/SIGINT: flush, commit and exit within this bound."""
 
 
+class MultilineRule(_Section):
+    """Join continuation lines (e.g. stack traces) onto the line that starts a record."""
+
+    start_pattern: str
+    """Regular expression matching the first line of a record; other lines are continuations."""
+    namespaces: list[str] = Field(default_factory=list)
+    """Apply to these namespaces (empty: all)."""
+    containers: list[str] = Field(default_factory=list)
+    """Apply to containers with these names (empty: all)."""
+
+
+class LogsSettings(_Section):
+    """The pod_logs source of the node agent (DaemonSet, one per node)."""
+
+    enabled: bool = False
+    node_name: str | None = None
+    """Node whose pods are read; default: the NODE_NAME environment variable."""
+    pods_dir: Path = Path("/var/log/pods")
+    containers_dir: Path | None = Path("/var/log/containers")
+    """kubelet's symlinks (docker setups); None to ignore."""
+    include_paths: list[str] = Field(default_factory=list)
+    """Glob patterns (relative to pods_dir) of files to read (empty: all)."""
+    exclude_paths: list[str] = Field(default_factory=list)
+    namespaces_include: list[str] = Field(default_factory=list)
+    namespaces_exclude: list[str] = Field(default_factory=list)
+    label_selector: str | None = None
+    """Only pods matching this label selector (Kubernetes syntax)."""
+    exclude_label: str = "kubestream.io/exclude"
+    """Pods or namespaces with this label set to "true" are not read."""
+    exclude_containers_annotation: str = "kubestream.io/exclude-containers"
+    """Pod annotation: comma-separated container names not to read."""
+    multiline_annotation: str = "kubestream.io/multiline-start"
+    """Pod annotation: a start pattern for all its containers, or "<container>=<pattern>;..."."""
+    multiline: list[MultilineRule] = Field(default_factory=list)
+    multiline_timeout_s: float = Field(1.0, gt=0)
+    exclude_own_pod: bool = True
+    """Skip the agent's own pod (POD_NAME / POD_NAMESPACE environment variables)."""
+    max_line_bytes: int = Field(1024 * 1024, ge=1024)
+    """Longer physical lines are truncated (counted in kubestream_records_dropped_total)."""
+    max_merged_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    """Partial lines (CRI P/F, docker 16 KiB splits) merged beyond this are truncated (counted)."""
+    invalid_utf8: Literal["replace", "lossless"] = "replace"
+    """replace: U+FFFD; lossless: the message is kept as base64 in message_base64."""
+    read_chunk_bytes: int = Field(1024 * 1024, ge=4096)
+    sweep_interval_s: float = Field(10.0, gt=0)
+    """Safety-net stat sweep of the log directory besides inotify."""
+    drain_timeout_s: float = Field(60.0, ge=0)
+    """A rotated or deleted file is read to its end for at most this long before it is let go."""
+    pod_dir_grace_s: float = Field(300.0, ge=0)
+    """Metadata of a deleted pod is kept at least this long after its files are drained."""
+
+
 class Settings(_Section):
     """The root of the configuration tree."""
 
     kube: KubeSettings = Field(default_factory=KubeSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
+    logs: LogsSettings = Field(default_factory=LogsSettings)
     enrich: EnrichSettings = Field(default_factory=EnrichSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     encoding: EncodingSettings = Field(default_factory=EncodingSettings)
