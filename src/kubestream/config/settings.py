@@ -214,12 +214,36 @@ class LogsSettings(_Section):
     """Metadata of a deleted pod is kept at least this long after its files are drained."""
 
 
+class LeaderElectionSettings(_Section):
+    """One active events collector per cluster: a ``coordination.k8s.io/v1`` Lease decides which.
+
+    The active replica's export state is rebuilt from the sink when it takes over, so any replica
+    can continue where the last one stopped (see docs/design-ha.md)."""
+
+    enabled: bool = False
+    lease_name: str = "kubestream-events"
+    namespace: str | None = None
+    """Namespace of the Lease; default: the POD_NAMESPACE environment variable, else "default"."""
+    identity: str | None = None
+    """This replica's holder identity; default: POD_NAME, else the host name plus the process id."""
+    lease_duration_s: float = Field(15.0, gt=0)
+    """A standby takes over when the holder has not renewed for this long."""
+    renew_deadline_s: float = Field(10.0, gt=0)
+    """The holder stops exporting if it could not renew for this long (must be < lease_duration_s)."""
+    retry_period_s: float = Field(2.0, gt=0)
+    """How often the holder renews (a standby watches the Lease instead of polling it)."""
+    rebuild_window_s: float = Field(2 * 3600.0, gt=0)
+    """On takeover, archive objects this recent are read back to rebuild the export state; keep it
+    above the API server's --event-ttl (1 h by default)."""
+
+
 class Settings(_Section):
     """The root of the configuration tree."""
 
     kube: KubeSettings = Field(default_factory=KubeSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     logs: LogsSettings = Field(default_factory=LogsSettings)
+    leader_election: LeaderElectionSettings = Field(default_factory=LeaderElectionSettings)
     enrich: EnrichSettings = Field(default_factory=EnrichSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     encoding: EncodingSettings = Field(default_factory=EncodingSettings)
