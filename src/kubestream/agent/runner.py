@@ -18,16 +18,18 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from kubestream.agent.leader import LeaderElector, LeadershipLost
+from kubestream.agent.takeover import rebuild_from_archive, wipe_local_state
 from kubestream.config.settings import Settings
 from kubestream.enrich import Enricher
-from kubestream.errors import KubestreamError, SinkFatalError
+from kubestream.errors import ConfigError, KubestreamError, SinkFatalError
 from kubestream.kube.client import KubeClient
 from kubestream.obs.metrics import Metrics
 from kubestream.obs.server import ObsServer
 from kubestream.pipeline.batcher import Pipeline
 from kubestream.pipeline.delivery import Delivery
 from kubestream.pipeline.spool import Spool
-from kubestream.sinks.base import Sink
+from kubestream.sinks.base import Sink, SinkReader
 from kubestream.sinks.factory import make_sink
 from kubestream.sources.events import EventsSource
 from kubestream.state.store import StateStore
@@ -52,13 +54,18 @@ class Agent:
         self._source: EventsSource | None = None
         self._enricher: Enricher | None = None
         self._sink_ok = True
+        self._elector: LeaderElector | None = None
+        self._leading = False
+        self._lost_leadership = False
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown (signal handlers and the demo call this)."""
         self.stopping.set()
 
     def readiness(self) -> tuple[bool, str]:
-        """/readyz: caches synced and the sink writable."""
+        """/readyz: caches synced and the sink writable (a standby replica is ready to take over)."""
+        if self._elector is not None and not self._leading:
+            return True, "standby"
         if self._source is None or not self._source.synced.is_set():
             return False, "events not synced"
         if self._enricher is not None and not self._enricher.synced.is_set():
@@ -70,14 +77,44 @@ class Agent:
     async def run(self) -> int:
         """Run until ``request_stop`` (or a fatal error); return the process exit code."""
         s = self.settings
-        s.state.dir.mkdir(parents=True, exist_ok=True)
-        state = StateStore(s.state.dir / "state.db")
+        if s.leader_election.enabled and (s.encoding.format == "protobuf" and s.encoding.protobuf_message == "k8stream"):
+            raise ConfigError("leader election needs an archive it can read back; the k8stream protobuf "
+                              "message drops event uids and counts", key="encoding.protobuf_message")
+        client = await KubeClient.create(s.kube, metrics=self.metrics)
+        obs = ObsServer(s.server, self.metrics, self.readiness) if s.server.enabled else None
         try:
-            return await self._run_with_state(state)
+            if obs is not None:
+                await obs.start()
+            if s.leader_election.enabled:
+                self._elector = LeaderElector(client, s.leader_election, s.kube, metrics=self.metrics)
+                if not await self._until_leader(self._elector):
+                    return EXIT_OK  # asked to stop while standing by
+                # The archive is the truth after a takeover: drop what this replica knew.
+                wipe_local_state(s)
+            s.state.dir.mkdir(parents=True, exist_ok=True)
+            state = StateStore(s.state.dir / "state.db")
+            try:
+                return await self._run_with_state(client, state)
+            finally:
+                state.close()
         finally:
-            state.close()
+            if obs is not None:
+                await obs.stop()
+            await client.close()
 
-    async def _run_with_state(self, state: StateStore) -> int:
+    async def _until_leader(self, elector: LeaderElector) -> bool:
+        acquire = asyncio.create_task(elector.acquire(), name="acquire-lease")
+        stop_wait = asyncio.create_task(self.stopping.wait(), name="stop-wait")
+        done, _ = await asyncio.wait([acquire, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+        if acquire in done:
+            stop_wait.cancel()
+            acquire.result()
+            self._leading = True
+            return True
+        await _cancel(acquire)
+        return False
+
+    async def _run_with_state(self, client: KubeClient, state: StateStore) -> int:
         s = self.settings
         spool = Spool(s.spool_dir, state, max_bytes=s.spool.max_bytes, metrics=self.metrics)
         spool.recover()
@@ -89,17 +126,14 @@ class Agent:
             log.error("sink unusable: %s", exc)
             await sink.close()
             return EXIT_SINK_UNUSABLE
-
-        client = await KubeClient.create(s.kube, metrics=self.metrics)
-        obs = ObsServer(s.server, self.metrics, self.readiness) if s.server.enabled else None
         try:
-            if obs is not None:
-                await obs.start()
+            if self._elector is not None:
+                if not isinstance(sink, SinkReader):
+                    raise ConfigError(f"the {sink.name} sink cannot be read back, which leader election needs",
+                                      key="leader_election.enabled")
+                await rebuild_from_archive(s, sink, state)
             return await self._run_stages(client, state, spool, sink)
         finally:
-            if obs is not None:
-                await obs.stop()
-            await client.close()
             await sink.close()
 
     async def _run_stages(self, client: KubeClient, state: StateStore, spool: Spool, sink: Sink) -> int:
@@ -121,6 +155,8 @@ class Agent:
         start("pipeline", pipeline.run())
         start("delivery", delivery.run())
         start("events", source.run())
+        if self._elector is not None:
+            start("lease", self._elector.hold())
         if self.ready_file is not None:
             start("ready-file", self._write_ready_file())
 
@@ -146,7 +182,11 @@ class Agent:
                     return await self._wait_for_stop_or_failure(tasks)
                 log.error("stage %s ended unexpectedly", task.get_name())
                 return EXIT_FAILED
-            if isinstance(exc, SinkFatalError):
+            if isinstance(exc, LeadershipLost):
+                # Another replica may already be exporting: stop at once, flush nothing.
+                self._lost_leadership = True
+                log.error("lost leadership (%s); stopping without delivering more", exc)
+            elif isinstance(exc, SinkFatalError):
                 self._sink_ok = False
                 log.error("sink failed permanently: %s", exc)
             elif isinstance(exc, KubestreamError):
@@ -158,6 +198,10 @@ class Agent:
 
     async def _shutdown(self, tasks: dict[str, asyncio.Task[Any]], pipeline: Pipeline,
                         delivery: Delivery, deadline: float, exit_code: int) -> int:
+        if self._lost_leadership:
+            for task in tasks.values():
+                await _cancel(task)
+            return exit_code
         log.info("shutting down: flushing the open batch and draining the spool")
         # 1. No new records: stop the source (and the caches feeding it).
         for name in ("events", "enricher", "ready-file"):
@@ -179,13 +223,18 @@ class Agent:
                 log.warning("spool not fully delivered before the shutdown bound; it will be delivered at the next start")
         for task in tasks.values():
             await _cancel(task)
+        if self._elector is not None:
+            await self._elector.release()  # the standby takes over now, not a lease duration later
         log.info("stopped")
         return exit_code
 
     async def _write_ready_file(self) -> None:
         assert self.ready_file is not None
-        while not self.readiness()[0]:
-            await asyncio.sleep(0.05)
+        # Tests and scripts wait for this file: written once the caches have synced.
+        if self._enricher is not None:
+            await self._enricher.synced.wait()
+        if self._source is not None:
+            await self._source.synced.wait()
         self.ready_file.write_text("ready\n")
 
 

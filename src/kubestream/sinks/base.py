@@ -32,3 +32,16 @@ class Sink(Protocol):
     async def close(self) -> None:
         """Release connections and handles."""
         ...
+
+
+@runtime_checkable
+class SinkReader(Protocol):
+    """Reading the archive back (a takeover rebuilds the export state from it, see docs/design-ha.md)."""
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        """Keys of the objects under ``prefix`` (a "folder" ending in "/"), in no particular order."""
+        ...
+
+    async def get(self, key: str) -> bytes:
+        """The bytes of one object."""
+        ...

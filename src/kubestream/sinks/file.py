@@ -123,6 +123,24 @@ class FileSink:
         temp.unlink(missing_ok=True)
         _fsync_directory(target.parent)
 
+    async def list_keys(self, prefix: str) -> list[str]:
+        """Keys of the finished objects under ``prefix`` (temp files are not objects)."""
+        return await asyncio.to_thread(self._list_keys, prefix)
+
+    def _list_keys(self, prefix: str) -> list[str]:
+        base = self.path_for(prefix.rstrip("/")) if prefix.strip("/") else self.directory
+        if not base.is_dir():
+            return []
+        return [
+            path.relative_to(self.directory).as_posix()
+            for path in base.rglob("*")
+            if path.is_file() and not path.name.startswith(".")
+        ]
+
+    async def get(self, key: str) -> bytes:
+        """The bytes of one object."""
+        return await asyncio.to_thread(self.path_for(key).read_bytes)
+
     @staticmethod
     def _link_or_copy(source: Path, temp: Path) -> None:
         try:

@@ -1,0 +1,89 @@
+"""Where the HA events collector's export state lives: in the archive itself.
+
+Replicas of the events collector run on different nodes and share nothing but the API server and
+the sink, so the sink is the one place any replica can read. A replica that takes the lease
+discards its local state and spool (they may describe a leadership it lost) and rebuilds, from
+the archive objects of the last ``rebuild_window_s``, the highest occurrence count exported per
+event uid. The events source then relists and exports, per uid, only what exceeds that count.
+
+Why this holds across a crash of the previous leader: an object is either fully in the sink
+(atomic rename / single PUT) and counted by the rebuild, or absent and its occurrences are
+exported again by the new leader. The dead leader's undelivered spool is never delivered later:
+a replica delivers only while it holds the lease, and wipes its spool before exporting again.
+See docs/design-ha.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+
+from kubestream.config.settings import Settings
+from kubestream.pipeline.encode import make_encoder
+from kubestream.sinks.base import SinkReader
+from kubestream.sources.event_state import EventState, Watermark
+from kubestream.state.store import StateStore
+
+log = logging.getLogger("kubestream.takeover")
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildResult:
+    objects: int
+    records: int
+    events: int
+    seconds: float
+
+
+def hour_prefixes(settings: Settings, now: dt.datetime) -> list[str]:
+    """The ``<prefix>/events/dt=…/hour=…/`` folders that may hold objects of the window."""
+    start = now - dt.timedelta(seconds=settings.leader_election.rebuild_window_s)
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    prefixes = []
+    while hour <= now:
+        parts = [settings.sink.prefix.strip("/"), "events", f"dt={hour:%Y-%m-%d}", f"hour={hour:%H}"]
+        prefixes.append("/".join(p for p in parts if p) + "/")
+        hour += dt.timedelta(hours=1)
+    return prefixes
+
+
+def wipe_local_state(settings: Settings) -> None:
+    """Forget what this replica knew: the archive is the truth after a takeover."""
+    shutil.rmtree(settings.spool_dir, ignore_errors=True)
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (settings.state.dir / name).unlink(missing_ok=True)
+
+
+async def rebuild_from_archive(settings: Settings, reader: SinkReader, state: StateStore) -> RebuildResult:
+    """Seed the events source's state with what the archive already holds."""
+    started = time.monotonic()
+    codec = make_encoder(settings.encoding)
+    own = f"{settings.sink.stream_uid}-"
+    marks: dict[str, Watermark] = {}
+    objects = records = 0
+    for prefix in hour_prefixes(settings, dt.datetime.now(dt.UTC)):
+        for key in await reader.list_keys(prefix):
+            if not key.rsplit("/", 1)[-1].startswith(own):
+                continue  # another stream sharing the prefix
+            objects += 1
+            for record in codec.decode(await reader.get(key)):
+                event = record.get("event") or {}
+                uid, count, rv = event.get("uid"), event.get("count"), event.get("resource_version")
+                if not uid or count is None:
+                    continue
+                records += 1
+                mark = marks.get(uid)
+                if mark is None:
+                    marks[uid] = Watermark(int(count), int(rv or 0))
+                else:
+                    mark.occurrences = max(mark.occurrences, int(count))
+                    mark.rv = max(mark.rv, int(rv or 0))
+    # An empty archive is a genuine first start: the configured `since` policy applies.
+    EventState(state).write(baselines=marks, initialized=bool(marks))
+    result = RebuildResult(objects, records, len(marks), time.monotonic() - started)
+    log.info("rebuilt export state from the archive: %d objects, %d records, %d events in %.2f s",
+             result.objects, result.records, result.events, result.seconds)
+    return result
