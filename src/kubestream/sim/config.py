@@ -1,0 +1,76 @@
+"""Configuration of the simulated API server (one frozen-ish dataclass, no agent settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class DenyRule:
+    """Deny matching requests with 403 Forbidden (a small stand-in for RBAC).
+
+    ``None`` matches anything. ``resource`` is the group resource as in Status messages
+    (``pods``, ``leases.coordination.k8s.io``); ``user`` the authenticated user name.
+    """
+
+    verb: str | None = None
+    resource: str | None = None
+    namespace: str | None = None
+    user: str | None = None
+
+    def matches(self, verb: str, resource: str, namespace: str | None, user: str) -> bool:
+        """True when every set field equals the request's value."""
+        return (
+            (self.verb is None or self.verb == verb)
+            and (self.resource is None or self.resource == resource)
+            and (self.namespace is None or self.namespace == namespace)
+            and (self.user is None or self.user == user)
+        )
+
+
+@dataclass(slots=True)
+class SimConfig:
+    """Knobs of the simulated kube-apiserver; defaults follow kube-apiserver 1.32 (spec §1-§7)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    """0 picks a free port; read the real one from ``SimServer.url``."""
+    tls: bool = False
+    tokens: dict[str, str] | list[str] | None = None
+    """Bearer tokens accepted (list: user "sim-user"; dict: token → user name). None: no auth."""
+    deny: list[DenyRule] = field(default_factory=list)
+    event_ttl_s: float = 3600.0
+    """spec §5 TTL: kube-apiserver --event-ttl defaults to 1h."""
+    history_min_s: float = 75.0
+    """spec §2: the watch cache keeps at least 75 s of events ..."""
+    history_min_events: int = 100
+    """... and between 100 ..."""
+    history_max_events: int = 102400
+    """... and 102400 events per resource."""
+    bookmark_interval_s: float = 60.0
+    """spec §2: the cacher sends a bookmark about every minute."""
+    pod_grace_s: float = 1.0
+    """Graceful pod deletion delay when the request sets none (real default: 30 s)."""
+    continue_ttl_s: float = 300.0
+    """spec §1: continue tokens expire after about 5 minutes (etcd compaction)."""
+    rate_limit_qps: float | None = None
+    rate_limit_burst: int = 10
+    aggregated_discovery: bool = True
+    max_body_bytes: int = 3 * MIB
+    too_large_rv_wait_s: float = 3.0
+    """spec §2: the watch cache blocks up to 3 s for a too-new resourceVersion (blockTimeout)."""
+    min_request_timeout_s: float = 1800.0
+    """spec §2: a watch without timeoutSeconds lasts a random time in [this, 2x this]."""
+    auto_namespaces: tuple[str, ...] = ("default", "kube-node-lease", "kube-public", "kube-system")
+
+    def user_for_token(self, token: str | None) -> str | None:
+        """The user a bearer token authenticates as, or None if it is not accepted."""
+        if self.tokens is None:
+            return "system:anonymous"
+        if token is None:
+            return None
+        if isinstance(self.tokens, dict):
+            return self.tokens.get(token)
+        return "sim-user" if token in self.tokens else None
