@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from kubestream.sim.resources import group_versions
 from kubestream.sim.server import SimServer
 
 KUBECTL = shutil.which("kubectl")
@@ -167,8 +168,9 @@ def test_cold_cache_with_legacy_discovery_walks_every_group(
     assert _rows(out) == [["NAME", "HOLDER", "AGE"], ["leader", "agent-1", _rows(out)[1][2]]]
     calls = _discovery_calls(server)
     assert calls[:2] == ["/api", "/apis"]
-    expected = {"/api/v1", "/apis/apps/v1", "/apis/batch/v1", "/apis/discovery.k8s.io/v1",
-                "/apis/coordination.k8s.io/v1", "/apis/events.k8s.io/v1"}
+    # Every served group version, as the registry lists them (discovery derives from it).
+    expected = {f"/apis/{g}/{v}" if g else f"/api/{v}" for g, v in group_versions()}
+    assert "/apis/coordination.k8s.io/v1" in expected
     assert set(calls[2:]) == expected
 
 
