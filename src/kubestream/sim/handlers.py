@@ -264,10 +264,15 @@ class ApiApp:
         limit = self.config.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise st.request_entity_too_large(limit)
-        data = await request.content.read(limit + 1)
-        if len(data) > limit:
-            raise st.request_entity_too_large(limit)
-        return data
+        # read(n) returns what has arrived so far, not n bytes: loop to the end of the body.
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.read(limit + 1 - size):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise st.request_entity_too_large(limit)
+        return b"".join(chunks)
 
     async def _body(self, request: web.Request, rtype: ResourceType) -> Any:
         raw = await self._read_body(request)
@@ -291,7 +296,10 @@ class ApiApp:
         if not unknown:
             return {}
         if mode == "Strict":
-            raise st.bad_request("strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown))
+            # handlers/rest.go: the decoder's error is wrapped as "<Kind> in version ... cannot be handled".
+            raise st.bad_request(
+                f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: strict decoding error: '
+                + ", ".join(f'unknown field "{f}"' for f in unknown))
         return {"Warning": ", ".join(f'299 - "unknown field \\"{f}\\""' for f in unknown)}
 
     async def _patch(self, request: web.Request, info: RequestInfo, rtype: ResourceType) -> web.Response:

@@ -108,6 +108,12 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Service", "services", "service", True, ("svc",), ("all",),
                  verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
                  subresources=("status",)),
+    # Kinds the deploy manifests create (tests/deploy applies them with kubectl); served with
+    # the generic behaviour, their schemas come from the client's models like every kind's.
+    ResourceType("", "v1", "ConfigMap", "configmaps", "configmap", True, ("cm",)),
+    ResourceType("", "v1", "Secret", "secrets", "secret", True,
+                 field_labels=_BASE_FIELDS | {"type"}),
+    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",)),
     ResourceType("apps", "v1", "Deployment", "deployments", "deployment", True, ("deploy",), ("all",),
                  subresources=("status", "scale")),
     ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",), ("all",),
@@ -122,6 +128,13 @@ RESOURCES: tuple[ResourceType, ...] = (
                  subresources=("status",)),
     ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
+    ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", True,
+                 ("pdb",), subresources=("status",)),
+    ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings",
+                 "clusterrolebinding", False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", True),
     ResourceType("events.k8s.io", "v1", "Event", "events", "event", True, ("ev",),
                  field_labels=EVENTS_V1_FIELDS, storage="events"),
 )
