@@ -3,10 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Test-only S3 tooling (moto server, boto3 admin client) lives in its own virtualenv: botocore
+# pins python-dateutil<3, which the agent's pinned kubernetes client cannot live with.
+S3_VENV  := .venv-s3
+S3_STAMP := $(S3_VENV)/.installed
+S3_REQS  := tests/sinks/s3-tools-requirements.txt
 
 .PHONY: setup demo test lint typecheck unit bench soak sim clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(S3_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,29 +19,36 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(S3_STAMP): $(S3_REQS)
+	$(PYTHON) -m venv $(S3_VENV)
+	echo '*' > $(S3_VENV)/.gitignore
+	$(S3_VENV)/bin/pip install --quiet --upgrade pip
+	$(S3_VENV)/bin/pip install --quiet -r $(S3_REQS)
+	touch $(S3_STAMP)
+
 ## The main job against the embedded simulated cluster.
 demo: $(STAMP)
 	$(BIN)/kubestream demo
 
 ## Lint, types, layering contracts, then the whole suite.
-test: $(STAMP) lint typecheck unit
+test: setup lint typecheck unit
 
-lint: $(STAMP)
+lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports
 
-typecheck: $(STAMP)
+typecheck: setup
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: setup
 	$(BIN)/pytest -q -p no:cacheprovider
 
 ## Benchmarks: print ratios against baselines measured in the same run.
-bench: $(STAMP)
+bench: setup
 	$(BIN)/python -m bench
 
 ## Long soak and chaos runs (not part of CI).
-soak: $(STAMP)
+soak: setup
 	$(BIN)/pytest -q -m soak -p no:cacheprovider
 
 ## The simulated cluster on 127.0.0.1:8001 (point kubectl or the agent at it).
@@ -44,4 +56,4 @@ sim: $(STAMP)
 	$(BIN)/kubestream sim
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info kubestream-demo
+	rm -rf $(VENV) $(S3_VENV) build dist src/*.egg-info kubestream-demo
