@@ -21,9 +21,9 @@ from kubestream.sim.server import SimServer
 from kubestream.sim.workload import Workload, WorkloadConfig
 
 
-def write_config(tmp_path: Path, server: SimServer, **sections: dict[str, Any]) -> Path:
+def write_config(tmp_path: Path, sim: SimServer, /, **sections: dict[str, Any]) -> Path:
     """An agent config for ``server`` with archive, state and a fast batch age; override by section."""
-    kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+    kubeconfig = sim.write_kubeconfig(tmp_path / "kubeconfig")
     config: dict[str, Any] = {
         "kube": {"kubeconfig": str(kubeconfig), "backoff_initial_s": 0.2, "backoff_max_s": 2.0},
         "events": {"since": "retained"},
