@@ -1,1 +1,5 @@
-"""kubestream.enrich"""
+"""kubestream.enrich: the ``kubernetes`` metadata block of records, from watch caches."""
+
+from kubestream.enrich.enricher import Enricher
+
+__all__ = ["Enricher"]

@@ -1,22 +1,63 @@
 """In-house async reflector: paged list → watch with bookmarks → relist on 410, with backoff.
 
-See docs/design-kube-access.md for why this is not the official client's informer.
-(Skeleton: signatures are the contract; the implementation fills them in.)
+Modelled on client-go's ``tools/cache/reflector.go`` and kopf's ``_cogs/clients/watching.py``
+(see ../shared/spec/kubernetes-api.md §2 and docs/design-kube-access.md for why this is not the
+official client's informer):
+
+* Lists are paged (``limit``/``continue``) quorum reads (``resourceVersion`` unset, never older
+  than what was already seen), so a cluster-wide list never arrives as one giant response: in
+  Python a 94 MB PodList is ~1 GB of dicts. Only a field-scoped first list (a node agent's own
+  pods) reads ``resourceVersion=0`` from the watch cache, as client-go does; servers ≤1.32 ignore
+  ``limit`` there, which is harmless for a hundred pods. Relists after 410 are always quorum reads.
+* Each listed item is handed over as LISTED, then one SYNCED with the list's RV; consumers diff.
+* The watch resumes from the last RV seen, with bookmarks and a random server-side timeout. A
+  normal end (the server's timeout) re-watches at once. 410 (HTTP or in-stream ERROR) relists.
+  429 waits for Retry-After and re-watches. Everything else — 5xx, connection errors, cut or
+  garbage frames, inactivity — logs a warning, counts ``watch_restarts{reason}``, backs off
+  (exponential, full jitter) and resumes from the last RV without relisting.
+* Handlers are awaited inline, so a slow consumer slows the socket reads (backpressure).
+* After a reconnect the handler never sees an event at or below the last RV it saw.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import logging
+import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import orjson
+
+from kubestream.config.settings import KubeSettings
+from kubestream.errors import (
+    ApiStatusError,
+    ExpiredError,
+    ForbiddenError,
+    KubeConnectionError,
+    KubeError,
+    TooLargeResourceVersionError,
+    TooManyRequestsError,
+    UnauthorizedError,
+    WatchStreamError,
+)
+from kubestream.kube.client import KubeClient, WatchFrameError, WatchInactivityError, status_error
+from kubestream.obs.metrics import Metrics
+from kubestream.util.backoff import Backoff
+from kubestream.util.gcpause import gc_paused
+
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class EventType(enum.StrEnum):
     LISTED = "LISTED"
-    """An item of a (re)list. After the last page comes one SYNCED."""
+    """An item of a (re)list. After the last page comes one SYNCED. Every item of one list carries
+    the list's RV, so a new RV means a new list (an earlier one may have broken off mid-way)."""
     SYNCED = "SYNCED"
     """A (re)list completed at ``rv``; items not LISTED since the previous SYNCED are gone."""
     ADDED = "ADDED"
@@ -53,3 +94,244 @@ class ResourceRef:
 
 
 Handler = Callable[[ReflectorEvent[Any]], Awaitable[None]]
+
+_WATCH_EVENT_TYPES = {"ADDED": EventType.ADDED, "MODIFIED": EventType.MODIFIED, "DELETED": EventType.DELETED}
+
+_VERY_SHORT_WATCH_S = 1.0
+"""A watch ending this fast without delivering anything is treated as a failure (client-go's
+VeryShortWatchError), so a misbehaving server cannot make us spin."""
+
+
+class Reflector(Generic[T]):
+    """Keeps one collection's objects flowing to a handler: list once, then watch forever."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        resource: ResourceRef,
+        decode: Callable[[dict[str, Any]], T | None],
+        handler: Handler,
+        *,
+        settings: KubeSettings,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        start_rv: int | None = None,
+        name: str | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._client = client
+        self.resource = resource
+        self._decode = decode
+        self._handler = handler
+        self._settings = settings
+        self._label_selector = label_selector
+        self._field_selector = field_selector
+        self._start_rv = start_rv
+        self.name = name or resource.plural
+        self._metrics = metrics
+        self._last_rv = start_rv or 0
+        self._backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, settings.backoff_reset_after_s)
+        self.synced = asyncio.Event()
+        """Set after the first SYNCED (or the first accepted watch when resuming from start_rv)."""
+        self.lists = 0
+        """Completed lists (for tests and diagnostics)."""
+        self._last_relist_at: float | None = None
+
+    @property
+    def last_rv(self) -> int:
+        """The highest resourceVersion handed to the handler (object, list or bookmark)."""
+        return self._last_rv
+
+    # -- main loop -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """List and watch until cancelled. Never returns on API errors: backs off and retries."""
+        need_list = self._start_rv is None
+        quorum = False
+        while True:
+            try:
+                if need_list:
+                    await self._list(quorum=quorum)
+                    need_list = False
+                await self._watch()
+            except ExpiredError as e:
+                # 410 on a watch (in-stream or HTTP) or on a list: relist with a quorum read.
+                self._restart("expired")
+                need_list, quorum = True, True
+                delay = self._relist_delay()
+                log.info("%s: RV %s expired (%s); relisting in %.1fs", self.name, self._last_rv, e.message, delay)
+                await asyncio.sleep(delay)
+            except TooManyRequestsError as e:
+                delay = max(e.retry_after or 0.0, self._backoff.next_delay())
+                log.warning("%s: API server asks to slow down (429); retrying in %.1fs", self.name, delay)
+                self._restart("throttled")
+                await asyncio.sleep(delay)
+            except TooLargeResourceVersionError as e:
+                delay = max(e.retry_after or 0.0, self._backoff.next_delay())
+                log.warning("%s: API server has not reached RV %s yet; retrying in %.1fs",
+                            self.name, self._last_rv, delay)
+                self._restart("too_large_rv")
+                await asyncio.sleep(delay)
+            except KubeError as e:
+                reason = _reason(e)
+                delay = self._backoff.next_delay()
+                level = logging.ERROR if isinstance(e, UnauthorizedError | ForbiddenError) else logging.WARNING
+                log.log(level, "%s: %s (%s); resuming from RV %s in %.1fs",
+                        self.name, reason, e, self._last_rv, delay)
+                self._restart(reason)
+                await asyncio.sleep(delay)
+
+    def _relist_delay(self) -> float:
+        """No wait for the first relist after a healthy period; back off when they repeat.
+
+        A 410 is routine (the watch fell out of the server's history window) and the relist should
+        be immediate, but a server that keeps answering 410 must not get a list storm.
+        """
+        now = time.monotonic()
+        recent = self._last_relist_at is not None and now - self._last_relist_at < self._settings.backoff_reset_after_s
+        self._last_relist_at = now
+        return self._backoff.next_delay() if recent else 0.0
+
+    # -- list ----------------------------------------------------------------------------------
+
+    async def _list(self, *, quorum: bool) -> None:
+        if self._metrics is not None:
+            self._metrics.relists.labels(resource=self.name).inc()
+        query = self._selectors()
+        query["limit"] = str(self._settings.list_page_size)
+        if not quorum and self._field_selector:
+            # A field-scoped list (a node's pods) is small: read it from the watch cache.
+            query["resourceVersion"] = "0"
+        list_rv, objects, token = self._slim_page(
+            await self._client.request_json("GET", self.resource.path, query=query))
+        while True:
+            # Fetch the next page while this one is handed over: the server builds page N+1
+            # while we consume page N. At most two pages are held.
+            next_page = asyncio.create_task(self._next_page(query, token)) if token else None
+            try:
+                for obj in objects:
+                    await self._handler(ReflectorEvent(EventType.LISTED, obj, list_rv))
+            except BaseException:
+                if next_page is not None:
+                    next_page.cancel()
+                    await asyncio.gather(next_page, return_exceptions=True)
+                raise
+            if next_page is None:
+                break
+            _, objects, token = self._slim_page(await next_page)
+        self._last_rv = list_rv
+        self.lists += 1
+        await self._handler(ReflectorEvent(EventType.SYNCED, None, list_rv))
+        self.synced.set()
+
+    def _slim_page(self, page: Any) -> tuple[int, list[T], str | None]:
+        """Decode a raw page's items at once, then let the raw page go.
+
+        Synchronous on purpose: with the GC paused (util/gcpause.py) the raw graph of a large page
+        (a whole cluster when the server ignores ``limit`` for RV=0) is never walked by the
+        collector; it is freed by refcount when this returns.
+        """
+        meta = page.get("metadata") or {}
+        decode = self._decode
+        with gc_paused():
+            objects = [obj for raw in page.get("items") or () if (obj := decode(raw)) is not None]
+        return _int_rv(meta.get("resourceVersion")), objects, meta.get("continue") or None
+
+    async def _next_page(self, query: dict[str, str], token: str) -> Any:
+        # The continue token carries the RV; sending both is a 400.
+        query.pop("resourceVersion", None)
+        query["continue"] = token
+        return await self._client.request_json("GET", self.resource.path, query=dict(query))
+
+    # -- watch ---------------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        """One watch request; returns on a normal end of the stream."""
+        low, high = self._settings.watch_timeout_s
+        query = self._selectors()
+        query.update({
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "resourceVersion": str(self._last_rv),
+            "timeoutSeconds": str(max(1, int(random.uniform(low, high)))),
+        })
+        started = time.monotonic()
+        delivered = 0
+        async with self._client.stream(self.resource.path, query,
+                                       timeout=self._settings.inactivity_timeout_s) as lines:
+            # Accepted (HTTP 200): resuming from a saved RV counts as synced from here on.
+            self.synced.set()
+            async for line in lines:
+                await self._on_line(line)
+                delivered += 1
+        if not delivered and time.monotonic() - started < _VERY_SHORT_WATCH_S:
+            raise WatchStreamError("watch ended immediately without any event (very short watch)")
+        self._restart("timeout")
+
+    async def _on_line(self, line: bytes) -> None:
+        try:
+            event = orjson.loads(line)
+            kind = event["type"]
+            obj = event["object"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as e:
+            raise WatchStreamError(f"undecodable watch frame ({len(line)} bytes): {line[:80]!r}") from e
+        if kind == "ERROR":
+            error = status_error(int(obj.get("code") or 500) if isinstance(obj, dict) else 500,
+                                 obj if isinstance(obj, dict) else None)
+            raise error
+        rv = _int_rv(((obj or {}).get("metadata") or {}).get("resourceVersion"))
+        if kind == "BOOKMARK":
+            if rv > self._last_rv:
+                self._last_rv = rv
+                await self._handler(ReflectorEvent(EventType.BOOKMARK, None, rv))
+            return
+        event_type = _WATCH_EVENT_TYPES.get(kind)
+        if event_type is None:
+            raise WatchStreamError(f"unknown watch event type {kind!r}")
+        if rv <= self._last_rv:
+            # Replayed after a reconnect (or a server that resent history): already handled.
+            return
+        self._last_rv = rv
+        decoded = self._decode(obj)
+        if decoded is not None:
+            await self._handler(ReflectorEvent(event_type, decoded, rv))
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _selectors(self) -> dict[str, str]:
+        query: dict[str, str] = {}
+        if self._label_selector:
+            query["labelSelector"] = self._label_selector
+        if self._field_selector:
+            query["fieldSelector"] = self._field_selector
+        return query
+
+    def _restart(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.watch_restarts.labels(resource=self.name, reason=reason).inc()
+
+
+def _int_rv(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _reason(error: KubeError) -> str:
+    """A short, bounded label for ``watch_restarts{reason}``."""
+    if isinstance(error, WatchInactivityError):
+        return "inactivity"
+    if isinstance(error, WatchFrameError):
+        return "bad_frame"
+    if isinstance(error, WatchStreamError):
+        return "stream_error"
+    if isinstance(error, KubeConnectionError):
+        return "connection"
+    if isinstance(error, UnauthorizedError):
+        return "unauthorized"
+    if isinstance(error, ForbiddenError):
+        return "forbidden"
+    if isinstance(error, ApiStatusError):
+        return "server_error" if error.code >= 500 else "client_error"
+    return "error"
