@@ -123,11 +123,25 @@ class Pipeline:
         batch, self._open = self._open, Batch(stream=self.stream)
         self._generation += 1
         async with self._commit_lock:
+            commit = asyncio.ensure_future(self._commit(batch))
             try:
-                await self._commit(batch)
-            except BaseException as exc:
-                self._failure = exc
+                await asyncio.shield(commit)
+            except asyncio.CancelledError:
+                # The caller was cancelled (shutdown stops the source while it may be inside
+                # put()). The commit is one atomic step that flush() must be able to follow:
+                # let it finish, then let the cancellation through.
+                await asyncio.wait([commit])
+                self._note_failure(commit)
                 raise
+            except Exception:
+                self._note_failure(commit)
+                raise
+
+    def _note_failure(self, commit: asyncio.Future[None]) -> None:
+        if commit.cancelled() or commit.exception() is None:
+            return
+        self._failure = commit.exception()
+        log.error("pipeline %s: committing a batch failed: %r", self.stream, self._failure)
 
     async def _commit(self, batch: Batch) -> None:
         records = sorted(batch.records, key=_sort_key)  # stable: ties keep arrival order
