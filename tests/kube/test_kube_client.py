@@ -124,7 +124,7 @@ async def test_tls_and_bearer_token_from_kubeconfig(tmp_path: Path, stub: ApiStu
     assert got["metadata"]["name"] == "x"
     assert got["query"] == {"labelSelector": "app in (a,b),!tier"}  # encoded and decoded intact
     assert stub.seen_auth == ["Bearer t1"]
-    assert metrics.api_requests.labels(verb="GET", code="200")._value.get() == 1
+    assert metrics.api_requests.labels(verb="get", code="200")._value.get() == 1
 
 
 async def test_untrusted_server_certificate_is_a_connection_error(tmp_path: Path, stub: ApiStub,
@@ -191,7 +191,7 @@ async def test_unreachable_server_is_a_connection_error(tmp_path: Path, tls: Tls
             await client.request_json("GET", "/api/v1/pods")
     finally:
         await client.close()
-    assert metrics.api_requests.labels(verb="GET", code="error")._value.get() == 1
+    assert metrics.api_requests.labels(verb="list", code="error")._value.get() == 1
 
 
 async def test_missing_kubeconfig_is_a_config_error(tmp_path: Path) -> None:
@@ -293,7 +293,7 @@ async def test_stream_splits_lines_across_chunks(tmp_path: Path, stub: ApiStub, 
     finally:
         await client.close()
     assert got == [f"p{i}" for i in range(5)]
-    assert metrics.api_requests.labels(verb="WATCH", code="200")._value.get() == 1
+    assert metrics.api_requests.labels(verb="watch", code="200")._value.get() == 1
 
 
 async def test_stream_cut_mid_frame_and_inactivity(tmp_path: Path, stub: ApiStub, tls: TlsFiles) -> None:

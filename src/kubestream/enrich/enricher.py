@@ -249,7 +249,9 @@ class Enricher:
         out["node_name"] = name
         if self.nodes is None:
             return
-        node = self._lookup(self.nodes, None, name, uid, tally, source)
+        # The kubelet's node events name the node with UID = node name (its nodeRef), not the
+        # Node object's UID: look those up by name.
+        node = self._lookup(self.nodes, None, name, None if uid == name else uid, tally, source)
         if node is not None:
             out["object_uid"] = node.uid
             out["object_deleted"] = self.nodes.is_deleted(node.uid)

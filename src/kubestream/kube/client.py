@@ -222,6 +222,24 @@ async def _configure(settings: KubeSettings, configuration: Configuration) -> _C
 # -- the client ---------------------------------------------------------------------------------
 
 
+_METHOD_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+
+
+def kube_verb(method: str, path: str) -> str:
+    """The Kubernetes verb of a request (``list`` vs ``get``, ...), the label of
+    ``kubestream_api_requests_total`` and what RBAC rules speak of."""
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        rest = rest[2:]  # /namespaces/<ns>/<plural>[/<name>]
+    named = len(rest) >= 2
+    if method in _METHOD_VERBS:
+        return _METHOD_VERBS[method]
+    if method == "DELETE":
+        return "delete" if named else "deletecollection"
+    return "get" if named else "list"
+
+
 class KubeClient:
     """Raw JSON requests and watch streams with the official client's auth and transport."""
 
@@ -272,17 +290,18 @@ class KubeClient:
         server cannot be reached or the request times out.
         """
         method = method.upper()
+        verb = kube_verb(method, path)
         client_timeout = aiohttp.ClientTimeout(total=timeout or self._settings.request_timeout_s)
         for attempt in (1, 2):
-            resp = await self._send(method, method, path, query, body, content_type, client_timeout)
+            resp = await self._send(verb, method, path, query, body, content_type, client_timeout)
             try:
                 data = await resp.read()
             except (aiohttp.ClientError, TimeoutError) as e:
-                self._count(method, "error")
+                self._count(verb, "error")
                 raise KubeConnectionError(f"{method} {path}: reading the response failed: {e!r}") from e
             finally:
                 resp.release()
-            self._count(method, str(resp.status))
+            self._count(verb, str(resp.status))
             if resp.status < 300:
                 return decode_json(data)
             error = status_error(resp.status, _decode_status(data), retry_after_header=resp.headers.get("Retry-After"),
@@ -307,7 +326,7 @@ class KubeClient:
         # No total bound: a watch lives for minutes; liveness is the inactivity timeout's job.
         client_timeout = aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect)
         for attempt in (1, 2):
-            resp = await self._send("WATCH", "GET", path, query, None, None, client_timeout)
+            resp = await self._send("watch", "GET", path, query, None, None, client_timeout)
             if resp.status == 200:
                 break
             try:
@@ -316,13 +335,13 @@ class KubeClient:
                 data = repr(e).encode()
             finally:
                 resp.release()
-            self._count("WATCH", str(resp.status))
+            self._count("watch", str(resp.status))
             error = status_error(resp.status, _decode_status(data), retry_after_header=resp.headers.get("Retry-After"),
                                  text=data[:512].decode("utf-8", "replace"))
             if isinstance(error, UnauthorizedError) and attempt == 1 and await self._refresh_credentials():
                 continue
             raise error
-        self._count("WATCH", "200")
+        self._count("watch", "200")
         try:
             yield _lines(resp.content, timeout)
         finally:
