@@ -1,0 +1,204 @@
+"""The seam between reading container log files (logs-source) and parsing/encoding them (logs-parse).
+
+logs-source discovers and tails files and hands each read to a ``FileParser``; the parser returns a
+columnar ``ParsedBlock`` (no per-line objects: parallel lists built by C-level ``bytes`` operations).
+logs-source wraps a block with the container's metadata and the file identity into a ``LogChunk``
+and puts it into the pipeline inside one ``Record``; the encoder from ``make_log_encoder`` turns a
+batch of such records into NDJSON (spliced byte fragments, compressed once) or Parquet.
+
+Offsets are byte offsets in the file. ``ParsedBlock.resume_offset`` is the checkpoint: every byte
+before it belongs to a record that was emitted (in this block or an earlier one), and no byte after
+it does, so restarting a fresh parser there neither loses nor repeats a record.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from kubestream.config.settings import LogsSettings, Settings
+from kubestream.obs.metrics import Metrics
+
+if TYPE_CHECKING:
+    from kubestream.pipeline.encode import Encoder
+
+
+class LogFormat(enum.StrEnum):
+    """The on-disk format of a container log file."""
+
+    CRI = "cri"
+    """containerd / CRI-O: ``<RFC3339Nano> <stdout|stderr> <P|F> <message>\\n``."""
+    DOCKER = "docker"
+    """Docker's json-file driver: ``{"log":"...\\n","stream":"stdout","time":"..."}\\n``."""
+
+
+def detect_format(head: bytes) -> LogFormat | None:
+    """The format of a file from its first bytes; None while there is not enough to tell.
+
+    Give it at least the first complete line when there is one; an empty or undecidable head
+    returns None so the caller can try again once more has been written.
+    """
+    from kubestream.sources.logs.detect import detect_format as _detect
+
+    return _detect(head)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerMeta:
+    """The metadata of one container (per pod uid + container name), spliced into every record.
+
+    ``encoded`` is the JSON tail of a record, built once by ``encode_meta``:
+    ``b',"kubernetes":{...}}\\n'`` (the record's closing brace and newline included, so the
+    encoder splices it as a single fragment).
+    """
+
+    kubernetes: dict[str, Any]
+    encoded: bytes
+
+    @classmethod
+    def build(cls, kubernetes: dict[str, Any]) -> ContainerMeta:
+        """The metadata with its precomputed fragment."""
+        return cls(kubernetes=kubernetes, encoded=encode_meta(kubernetes))
+
+
+def encode_meta(kubernetes: dict[str, Any]) -> bytes:
+    """The record tail for a ``kubernetes`` block: ``b',"kubernetes":{...}}\\n'``."""
+    return b',"kubernetes":' + orjson.dumps(kubernetes, option=orjson.OPT_NON_STR_KEYS) + b"}\n"
+
+
+@dataclass(slots=True)
+class ParsedBlock:
+    """The logical records completed by one ``feed`` (or ``finish``/``flush_pending``), columnar.
+
+    Row ``i`` is ``timestamps[i]``, ``streams[i]``, ``messages[i]``, ``offsets[i]``. Messages are
+    bytes that are guaranteed valid UTF-8: bytes that were not are replaced by U+FFFD, and when
+    ``invalid_utf8 = "lossless"`` the original bytes of such a row are in ``raw_messages[i]``.
+    """
+
+    timestamps: list[bytes] = field(default_factory=list)
+    """The runtime's timestamp as written (RFC3339Nano), of the record's first physical line."""
+    streams: list[bytes] = field(default_factory=list)
+    """``b"stdout"`` or ``b"stderr"``."""
+    messages: list[bytes] = field(default_factory=list)
+    """The message without its trailing newline (P/F parts and multiline continuations joined)."""
+    offsets: list[int] = field(default_factory=list)
+    """File offset of the first byte of the record's first physical line."""
+    resume_offset: int = 0
+    """The checkpoint: the offset just after the last byte of the last emitted record."""
+    truncated: int = 0
+    """Records shortened by ``max_line_bytes`` / ``max_merged_bytes`` (also in ``truncated_rows``)."""
+    invalid_utf8: int = 0
+    """Records whose bytes were not valid UTF-8."""
+    malformed: int = 0
+    """Physical lines that were not CRI/docker-shaped (kept whole as stdout messages)."""
+    truncated_rows: list[int] = field(default_factory=list)
+    """Indexes of the truncated records."""
+    raw_messages: dict[int, bytes] = field(default_factory=dict)
+    """Lossless mode only: row index → the original (non-UTF-8) bytes of that message."""
+
+    @property
+    def count(self) -> int:
+        """The number of records."""
+        return len(self.messages)
+
+
+class FileParser:
+    """Parses one log file read sequentially; keeps the state that spans reads.
+
+    The state is the unterminated physical line at the end of the previous read, the pending P/F
+    (or docker 16 KiB split) merge, and the pending multi-line record. Feed contiguous reads; a
+    parser started at a checkpoint (``resume_offset``) produces exactly the records after it.
+    """
+
+    def __init__(
+        self,
+        fmt: LogFormat,
+        settings: LogsSettings,
+        *,
+        multiline: re.Pattern[bytes] | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        from kubestream.sources.logs.parser import BlockParser
+
+        self.format = fmt
+        self._impl = BlockParser(fmt, settings, multiline=multiline, metrics=metrics)
+
+    def feed(self, data: bytes, offset: int) -> ParsedBlock:
+        """Parse ``data`` read from the file at ``offset`` (must continue the previous read)."""
+        return self._impl.feed(data, offset)
+
+    def finish(self) -> ParsedBlock:
+        """The file is let go: emit everything buffered (an incomplete tail is counted truncated)."""
+        return self._impl.finish()
+
+    def flush_pending(self) -> ParsedBlock:
+        """Emit a pending multi-line record now (call after ``multiline_timeout_s`` without data).
+
+        Only a *complete* record waiting for the next start line is emitted; an unterminated line
+        or an unfinished P/F merge stays buffered (the runtime will finish it).
+        """
+        return self._impl.flush_pending()
+
+    @property
+    def has_pending(self) -> bool:
+        """True while a complete multi-line record waits for its next start line."""
+        return self._impl.has_pending
+
+    @property
+    def next_offset(self) -> int:
+        """The file offset the next ``feed`` must start at."""
+        return self._impl.next_offset
+
+
+@dataclass(slots=True)
+class LogChunk:
+    """What logs-source hands to the pipeline: ``Record(data={"chunk": chunk}, ...)``.
+
+    ``block`` holds the parsed records, ``meta`` the container metadata, ``path`` the file as read
+    (its ``/var/log/pods/...`` path, written into every record's ``file.path``).
+    """
+
+    block: ParsedBlock
+    meta: ContainerMeta
+    path: str
+    file_key: str = ""
+    """The file's identity as logs-source tracks it (e.g. ``"<dev>:<inode>"``); not written out."""
+
+    @property
+    def sort_key(self) -> str:
+        """The first record's timestamp (RFC 3339), for ``Record.sort_key``; "" when empty."""
+        return self.block.timestamps[0].decode("ascii", "replace") if self.block.timestamps else ""
+
+    @property
+    def size_hint(self) -> int:
+        """An estimate of the encoded size, for ``Record.size_hint``."""
+        b = self.block
+        return sum(map(len, b.messages)) + b.count * (len(self.meta.encoded) + 80)
+
+
+LOG_CHUNK_KEY = "chunk"
+"""The key of the ``LogChunk`` in ``Record.data``."""
+
+
+def make_log_encoder(settings: Settings) -> Encoder:
+    """The encoder for batches of log records: NDJSON (+gzip/zstd/none) or Parquet (zstd)."""
+    from kubestream.sources.logs.encode import make_log_encoder as _make
+
+    return _make(settings)
+
+
+__all__ = [
+    "LOG_CHUNK_KEY",
+    "ContainerMeta",
+    "FileParser",
+    "LogChunk",
+    "LogFormat",
+    "ParsedBlock",
+    "detect_format",
+    "encode_meta",
+    "make_log_encoder",
+]

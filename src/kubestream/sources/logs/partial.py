@@ -1,0 +1,189 @@
+"""Merging partial lines: CRI ``P…P F`` runs and docker 16 KiB splits, per stream.
+
+Only the rows of a run are visited in Python: runs are found with ``bytes.find`` on the tag string
+and the next row of the same stream with ``bytes.find`` on the stream-code string. Rows outside
+runs are carried over by list slices. stdout and stderr runs may interleave (the runtime writes
+the two streams from separate goroutines), so a run collects the next rows *of its own stream*.
+
+A run longer than ``max_merged_bytes`` is cut there (the record is flagged truncated) and the rest
+of the run is dropped, also in later reads ("discarding" state per stream). A run whose next part
+starts more than ``2 * max_merged_bytes`` after its head is cut the same way, so an unfinished run
+cannot hold the rest of the file back (both rules depend on the file only, not on read sizes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from kubestream.sources.logs.rows import FULL, PARTIAL, Rows
+from kubestream.sources.logs.utf8 import cut_utf8
+
+_P = bytes((PARTIAL,))
+
+
+@dataclass(slots=True)
+class Merged:
+    """Logical records (before multi-line joining), in the order of their first row."""
+
+    timestamps: Sequence[bytes]
+    streams: Sequence[bytes]
+    messages: Sequence[bytes]
+    head_rows: Sequence[int] | None
+    """The first row of each record; None when records are exactly the rows."""
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    """(first row, last row) of every record made of several rows."""
+    pending: list[int] = field(default_factory=list)
+    """First rows of runs not finished yet: they and everything after them wait."""
+    truncated_heads: set[int] = field(default_factory=set)
+    """First rows of records that were shortened."""
+    forced: dict[int, int] = field(default_factory=dict)
+    """Stream code → first row of a run cut short whose remaining parts are still to come."""
+    discard_ends: dict[int, int] = field(default_factory=dict)
+    """Stream code → the F row that ended a run being discarded since an earlier read."""
+
+    def head_row(self, index: int) -> int:
+        """The first row of record ``index``."""
+        return index if self.head_rows is None else self.head_rows[index]
+
+
+@dataclass(slots=True)
+class _Run:
+    head: int
+    members: list[int]
+    complete: bool
+    cut: bool
+
+
+def merge_partials(rows: Rows, discarding: set[int], max_merged: int, *, final: bool) -> Merged:
+    """Merge the P/F runs of ``rows``; ``discarding``: streams whose current run is being dropped."""
+    if _P not in rows.tags and not discarding:
+        return Merged(rows.timestamps, rows.streams, rows.messages, None,
+                      truncated_heads=set(rows.truncated))
+    return _Merger(rows, discarding, max_merged, final).merge()
+
+
+class _Merger:
+    def __init__(self, rows: Rows, discarding: set[int], max_merged: int, final: bool) -> None:
+        self.rows = rows
+        self.codes = rows.stream_codes
+        self.discarding = discarding
+        self.max_merged = max_merged
+        self.final = final
+        self.skip: set[int] = set()
+        self.runs: dict[int, _Run] = {}
+        self.out = Merged([], [], [], [], truncated_heads=set())
+
+    def merge(self) -> Merged:
+        for code in self.discarding:
+            self._drop_rest(code, -1, inherited=True)
+        tags = self.rows.tags
+        i = tags.find(_P)
+        while i != -1:
+            if i not in self.skip:
+                self.runs[i] = self._walk(i)
+            i = tags.find(_P, i + 1)
+        self._build()
+        return self.out
+
+    def _next_of_stream(self, row: int) -> int:
+        return self.codes.find(self.codes[row], row + 1)
+
+    def _walk(self, head: int) -> _Run:
+        rows, offsets = self.rows, self.rows.offsets
+        run = _Run(head, [head], complete=False, cut=False)
+        size = rows.message_size(head)
+        j = head
+        while True:
+            j = self._next_of_stream(j)
+            if j == -1:
+                break
+            self.skip.add(j)
+            if offsets[j] - offsets[head] > 2 * self.max_merged:
+                self._cut(run, j, include=True)
+                return run
+            run.members.append(j)
+            size += rows.message_size(j)
+            if rows.tags[j] == FULL:
+                run.complete = True
+                break
+            if size > self.max_merged:
+                self._cut(run, j, include=False)
+                return run
+        if not run.complete:
+            too_far = offsets[-1] - offsets[head] > 2 * self.max_merged
+            if self.final or too_far or size > self.max_merged:
+                run.cut = True
+                if not self.final:
+                    self.out.forced[self.codes[head]] = head
+        return run
+
+    def _cut(self, run: _Run, row: int, *, include: bool) -> None:
+        """End ``run`` early; drop the rest of it (from ``row``, or after it) now and later."""
+        run.cut = True
+        if include:
+            self.skip.add(row)
+            if self.rows.tags[row] == FULL:
+                return
+        if not self._drop_rest(self.codes[row], row, inherited=False):
+            self.out.forced[self.codes[row]] = run.head
+
+    def _drop_rest(self, code: int, after: int, *, inherited: bool) -> bool:
+        """Skip the rows of ``code`` after ``after`` up to its next F; True if that F was found."""
+        j = after
+        while True:
+            j = self.codes.find(code, j + 1)
+            if j == -1:
+                return False
+            self.skip.add(j)
+            if self.rows.tags[j] == FULL:
+                if inherited:
+                    self.out.discard_ends[code] = j
+                return True
+
+    def _build(self) -> None:
+        """Rows outside runs by slices, each run as one record at its head's place."""
+        rows, out = self.rows, self.out
+        ts, st = list(rows.timestamps), list(rows.streams)
+        msgs = list(rows.messages)
+        heads: list[int] = []
+        o_ts: list[bytes] = []
+        o_st: list[bytes] = []
+        o_msg: list[bytes] = []
+        prev = 0
+        for r in sorted(self.skip | self.runs.keys()):
+            if r > prev:
+                o_ts += ts[prev:r]
+                o_st += st[prev:r]
+                o_msg += msgs[prev:r]
+                heads += range(prev, r)
+            prev = r + 1
+            run = self.runs.get(r)
+            if run is None:
+                continue
+            if not run.complete and not run.cut:
+                out.pending.append(r)
+                continue
+            o_ts.append(ts[r])
+            o_st.append(st[r])
+            o_msg.append(self._join(run))
+            heads.append(r)
+            out.spans.append((r, run.members[-1]))
+        o_ts += ts[prev:]
+        o_st += st[prev:]
+        o_msg += msgs[prev:]
+        heads += range(prev, len(msgs))
+        out.timestamps, out.streams, out.head_rows = o_ts, o_st, heads
+        out.messages = o_msg
+        out.truncated_heads |= {r for r in rows.truncated if r not in self.skip}
+        # A run keeps the truncation of any of its parts.
+        for r, run in self.runs.items():
+            if run.cut or any(m in rows.truncated for m in run.members):
+                out.truncated_heads.add(r)
+
+    def _join(self, run: _Run) -> bytes:
+        joined = b"".join([self.rows.messages[m] for m in run.members])
+        if len(joined) > self.max_merged:
+            run.cut = True
+            return cut_utf8(joined, self.max_merged)
+        return joined
