@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Coroutine
@@ -32,6 +33,8 @@ from kubestream.pipeline.spool import Spool
 from kubestream.sinks.base import Sink, SinkReader
 from kubestream.sinks.factory import make_sink
 from kubestream.sources.events import EventsSource
+from kubestream.sources.logs.chunk import make_log_encoder
+from kubestream.sources.logs.source import LogsSource
 from kubestream.state.store import StateStore
 
 log = logging.getLogger("kubestream.agent")
@@ -42,7 +45,7 @@ EXIT_SINK_UNUSABLE = 3
 
 
 class Agent:
-    """One kubestream agent: events source → enrichment → pipeline → spool → sink."""
+    """One kubestream agent: sources (events, logs) → enrichment → pipelines → spool → sink."""
 
     def __init__(self, settings: Settings, *, metrics: Metrics | None = None,
                  ready_file: Path | None = None) -> None:
@@ -51,7 +54,7 @@ class Agent:
         self.ready_file = ready_file
         self.stopping = asyncio.Event()
         self._sink: Sink | None = None
-        self._source: EventsSource | None = None
+        self._sources: list[EventsSource | LogsSource] = []
         self._enricher: Enricher | None = None
         self._sink_ok = True
         self._elector: LeaderElector | None = None
@@ -66,8 +69,11 @@ class Agent:
         """/readyz: caches synced and the sink writable (a standby replica is ready to take over)."""
         if self._elector is not None and not self._leading:
             return True, "standby"
-        if self._source is None or not self._source.synced.is_set():
-            return False, "events not synced"
+        if not self._sources:
+            return False, "starting"
+        for source in self._sources:
+            if not source.synced.is_set():
+                return False, f"{type(source).__name__} not synced"
         if self._enricher is not None and not self._enricher.synced.is_set():
             return False, "enrichment caches not synced"
         if not self._sink_ok:
@@ -80,6 +86,11 @@ class Agent:
         if s.leader_election.enabled and (s.encoding.format == "protobuf" and s.encoding.protobuf_message == "k8stream"):
             raise ConfigError("leader election needs an archive it can read back; the k8stream protobuf "
                               "message drops event uids and counts", key="encoding.protobuf_message")
+        if s.leader_election.enabled and s.logs.enabled:
+            raise ConfigError("leader election is for the events collector; node agents (logs.enabled) all run",
+                              key="leader_election.enabled")
+        if not (s.events.enabled or s.logs.enabled):
+            raise ConfigError("nothing to do: enable events, logs or both", key="events.enabled")
         client = await KubeClient.create(s.kube, metrics=self.metrics)
         obs = ObsServer(s.server, self.metrics, self.readiness) if s.server.enabled else None
         try:
@@ -138,23 +149,38 @@ class Agent:
 
     async def _run_stages(self, client: KubeClient, state: StateStore, spool: Spool, sink: Sink) -> int:
         s = self.settings
-        pipeline = Pipeline("events", s, state, spool, metrics=self.metrics)
         delivery = Delivery(spool, sink, settings=s.sink, metrics=self.metrics)
-        enricher = Enricher(client, s, metrics=self.metrics) if s.enrich.enabled else None
+        # A node agent (logs only) caches only its node's pods; an events collector needs all.
+        node_name = self._node_name() if s.logs.enabled else None
+        enricher = None
+        if s.enrich.enabled:
+            enricher = Enricher(client, s, node_name=None if s.events.enabled else node_name, metrics=self.metrics)
         self._enricher = enricher
-        source = EventsSource(client, s, state, pipeline, enricher, metrics=self.metrics)
-        self._source = source
 
         background: dict[str, asyncio.Task[Any]] = {}
+        pipelines: list[Pipeline] = []
 
         def start(name: str, coro: Coroutine[Any, Any, Any]) -> None:
             background[name] = asyncio.create_task(coro, name=name)
 
         if enricher is not None:
             start("enricher", enricher.run())
-        start("pipeline", pipeline.run())
+        if s.events.enabled:
+            events_pipeline = Pipeline("events", s, state, spool, metrics=self.metrics)
+            pipelines.append(events_pipeline)
+            source = EventsSource(client, s, state, events_pipeline, enricher, metrics=self.metrics)
+            self._sources.append(source)
+            start("pipeline-events", events_pipeline.run())
+            start("source-events", source.run())
+        if s.logs.enabled:
+            assert node_name is not None
+            logs_pipeline = Pipeline("logs", s, state, spool, metrics=self.metrics, encoder=make_log_encoder(s))
+            pipelines.append(logs_pipeline)
+            logs = LogsSource(s, state, logs_pipeline, enricher, node_name=node_name, metrics=self.metrics)
+            self._sources.append(logs)
+            start("pipeline-logs", logs_pipeline.run())
+            start("source-logs", logs.run())
         start("delivery", delivery.run())
-        start("events", source.run())
         if self._elector is not None:
             start("lease", self._elector.hold())
         if self.ready_file is not None:
@@ -162,8 +188,15 @@ class Agent:
 
         exit_code = await self._wait_for_stop_or_failure(background)
         deadline = time.monotonic() + s.shutdown.timeout_s
-        exit_code = await self._shutdown(background, pipeline, delivery, deadline, exit_code)
+        exit_code = await self._shutdown(background, pipelines, delivery, deadline, exit_code)
         return exit_code
+
+    def _node_name(self) -> str:
+        name = self.settings.logs.node_name or os.environ.get("NODE_NAME")
+        if not name:
+            raise ConfigError("the node agent needs its node's name: set logs.node_name or NODE_NAME",
+                              key="logs.node_name")
+        return name
 
     async def _wait_for_stop_or_failure(self, tasks: dict[str, asyncio.Task[Any]]) -> int:
         stop_wait = asyncio.create_task(self.stopping.wait(), name="stop-wait")
@@ -196,24 +229,25 @@ class Agent:
             return EXIT_FAILED
         return EXIT_OK
 
-    async def _shutdown(self, tasks: dict[str, asyncio.Task[Any]], pipeline: Pipeline,
+    async def _shutdown(self, tasks: dict[str, asyncio.Task[Any]], pipelines: list[Pipeline],
                         delivery: Delivery, deadline: float, exit_code: int) -> int:
         if self._lost_leadership:
             for task in tasks.values():
                 await _cancel(task)
             return exit_code
         log.info("shutting down: flushing the open batch and draining the spool")
-        # 1. No new records: stop the source (and the caches feeding it).
-        for name in ("events", "enricher", "ready-file"):
+        # 1. No new records: stop the sources (and the caches feeding them).
+        for name in ("source-events", "source-logs", "enricher", "ready-file"):
             await _cancel(tasks.pop(name, None))
-        # 2. Close the open batch: spool write + state commit in one step.
-        pipeline_task = tasks.pop("pipeline", None)
-        await _cancel(pipeline_task)
-        try:
-            await asyncio.wait_for(pipeline.flush(), timeout=max(0.1, deadline - time.monotonic()))
-        except (TimeoutError, KubestreamError) as exc:
-            log.error("could not flush the open batch (%s); its records will be read again at the next start", exc)
-            exit_code = exit_code or EXIT_FAILED
+        # 2. Close the open batches: spool write + state commit in one step each.
+        for pipeline in pipelines:
+            await _cancel(tasks.pop(f"pipeline-{pipeline.stream}", None))
+            try:
+                await asyncio.wait_for(pipeline.flush(), timeout=max(0.1, deadline - time.monotonic()))
+            except (TimeoutError, KubestreamError) as exc:
+                log.error("could not flush the open %s batch (%s); its records will be read again at the next "
+                          "start", pipeline.stream, exc)
+                exit_code = exit_code or EXIT_FAILED
         # 3. Deliver what the spool holds, within the bound; the rest waits for the next start.
         delivery_task = tasks.pop("delivery", None)
         if delivery_task is not None and not delivery_task.done():
@@ -233,8 +267,8 @@ class Agent:
         # Tests and scripts wait for this file: written once the caches have synced.
         if self._enricher is not None:
             await self._enricher.synced.wait()
-        if self._source is not None:
-            await self._source.synced.wait()
+        for source in self._sources:
+            await source.synced.wait()
         self.ready_file.write_text("ready\n")
 
 
