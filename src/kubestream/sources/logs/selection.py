@@ -1,0 +1,133 @@
+"""Which container log files are read (``logs.*`` selection options).
+
+Rules, all of which must let a file through:
+
+- ``include_paths`` / ``exclude_paths``: shell globs on the path relative to ``pods_dir``
+  (``fnmatch``: ``*`` also matches ``/``), e.g. ``kube-system_*`` or ``*/istio-proxy/*``;
+- ``namespaces_include`` / ``namespaces_exclude``;
+- the agent's own pod (``POD_NAMESPACE``/``POD_NAME``) when ``exclude_own_pod``;
+- ``exclude_label`` = "true" on the pod or on its namespace;
+- ``exclude_containers_annotation`` on the pod (comma-separated container names);
+- ``label_selector`` (Kubernetes syntax) on the pod's labels.
+
+The path rules and the namespace lists need nothing but the path, so they hold even for a pod the
+API never showed. Label and annotation rules need the pod: an unknown pod passes the exclusion
+rules (reading a file nobody excluded beats losing it) but does not match a ``label_selector``
+(nothing shows it was meant to be included).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kubestream.config.settings import LogsSettings
+from kubestream.errors import ConfigError
+
+_TRUE = "true"
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """One term of a label selector."""
+
+    key: str
+    op: str
+    """"exists", "!exists", "in", "notin" ("=", "==" become "in"; "!=" becomes "notin")."""
+    values: frozenset[str] = frozenset()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Kubernetes semantics: ``notin`` and ``!=`` also match when the key is absent."""
+        if self.op == "exists":
+            return self.key in labels
+        if self.op == "!exists":
+            return self.key not in labels
+        if self.op == "in":
+            return labels.get(self.key) in self.values
+        return labels.get(self.key) not in self.values
+
+
+_TERM = re.compile(
+    r"\s*(?:(?P<not>!)\s*(?P<nkey>[\w./-]+)"
+    r"|(?P<key>[\w./-]+)\s*(?:(?P<op>==|!=|=)\s*(?P<value>[\w.-]*)"
+    r"|\s+(?P<setop>in|notin)\s*\((?P<set>[^)]*)\))?)\s*(?:,|$)"
+)
+
+
+def parse_label_selector(text: str) -> list[Requirement]:
+    """Parse ``app=web,tier!=db,env in (a,b),!legacy,canary`` (raises ConfigError)."""
+    out: list[Requirement] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        match = _TERM.match(text, pos)
+        if match is None or match.end() == pos:
+            raise ConfigError(f"cannot parse the label selector near {text[pos:]!r}", key="logs.label_selector")
+        pos = match.end()
+        out.append(_requirement(match))
+    return out
+
+
+def _requirement(match: re.Match[str]) -> Requirement:
+    if match["not"]:
+        return Requirement(match["nkey"], "!exists")
+    key = match["key"]
+    if match["op"]:
+        op = "notin" if match["op"] == "!=" else "in"
+        return Requirement(key, op, frozenset({match["value"]}))
+    if match["setop"]:
+        values = frozenset(v.strip() for v in match["set"].split(",") if v.strip())
+        return Requirement(key, match["setop"], values)
+    return Requirement(key, "exists")
+
+
+@dataclass(frozen=True, slots=True)
+class PodFacts:
+    """What the selection may know about a pod (all None/empty when the pod is unknown)."""
+
+    labels: Mapping[str, str] | None
+    annotations: Mapping[str, str] | None
+    namespace_labels: Mapping[str, str] | None
+
+
+class Selection:
+    """The compiled selection rules of ``LogsSettings``."""
+
+    def __init__(self, settings: LogsSettings, *, own_pod: tuple[str, str] | None = None) -> None:
+        self._settings = settings
+        self._requirements = parse_label_selector(settings.label_selector) if settings.label_selector else None
+        self._own_pod = own_pod if settings.exclude_own_pod else None
+
+    def path_excluded(self, namespace: str, pod: str, relative_path: str) -> str | None:
+        """Why a file is excluded by what its path says (a reason), or None."""
+        s = self._settings
+        if s.include_paths and not any(fnmatch.fnmatchcase(relative_path, g) for g in s.include_paths):
+            return "include_paths"
+        if any(fnmatch.fnmatchcase(relative_path, g) for g in s.exclude_paths):
+            return "exclude_paths"
+        if s.namespaces_include and namespace not in s.namespaces_include:
+            return "namespaces_include"
+        if namespace in s.namespaces_exclude:
+            return "namespaces_exclude"
+        if self._own_pod == (namespace, pod):
+            return "own_pod"
+        return None
+
+    def pod_excluded(self, container: str, facts: PodFacts) -> str | None:
+        """Why a container is excluded by its pod's or namespace's metadata, or None."""
+        s = self._settings
+        if facts.namespace_labels is not None and facts.namespace_labels.get(s.exclude_label) == _TRUE:
+            return "namespace_label"
+        if facts.labels is not None and facts.labels.get(s.exclude_label) == _TRUE:
+            return "pod_label"
+        if facts.annotations is not None:
+            excluded = facts.annotations.get(s.exclude_containers_annotation, "")
+            if container in {name.strip() for name in excluded.split(",")}:
+                return "container_annotation"
+        requirements = self._requirements
+        if requirements is not None and (
+                facts.labels is None or not all(r.matches(facts.labels) for r in requirements)):
+            return "label_selector"
+        return None
