@@ -8,6 +8,7 @@ and 33 (Table output). Each test gets its own HOME and ``--cache-dir``, so disco
 from __future__ import annotations
 
 import os
+import re
 import selectors
 import shutil
 import subprocess
@@ -304,7 +305,9 @@ def test_get_pods_watch_sees_a_new_pod(kubectl: Kubectl, spawn: Any) -> None:
         assert time.monotonic() < deadline, "kubectl never opened its watch"
         time.sleep(0.05)
     kubectl.server.cluster.create("pods", _pod("second"))
-    assert out.until(lambda text: "second" in text, timeout=30), out.text
+    # Wait for the whole row (kubectl may flush it in pieces), not just the name.
+    complete_row = re.compile(r"^second\s+\S+\s+\S+.*\n", re.M)
+    assert out.until(lambda text: complete_row.search(text) is not None, timeout=30), out.text
     second = next(line for line in out.text.splitlines() if line.startswith("second"))
     assert second.split()[1:3] == ["0/1", "Pending"]
     assert out.text.splitlines()[0].split()[:3] == ["NAME", "READY", "STATUS"]
