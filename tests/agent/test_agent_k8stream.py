@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.agent.harness import AgentProcess, make_workload
+
 from kubestream.config.settings import EncodingSettings
 from kubestream.pipeline.encode import make_encoder
 from kubestream.sim.server import SimServer
-from tests.agent.harness import AgentProcess, make_workload
 
 
 def test_k8stream_readme_config_runs_unchanged(sim: SimServer, tmp_path: Path) -> None:

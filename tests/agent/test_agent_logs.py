@@ -8,10 +8,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kubestream.sim.nodelogs import NodeLogConfig, NodeLogWriter
-from kubestream.sim.server import SimServer
 from tests.agent.harness import AgentProcess, make_workload, write_config
 from tests.logs.logs_source_support import archive_keys, assert_exactly_once, read_archive
+
+from kubestream.sim.nodelogs import NodeLogConfig, NodeLogWriter
+from kubestream.sim.server import SimServer
 
 
 def test_node_agent_archives_every_line_once(sim: SimServer, tmp_path: Path) -> None:
