@@ -150,7 +150,7 @@ async def _sync_ours(kubeconfig: Path) -> dict[str, float]:
     await asyncio.gather(task, return_exceptions=True)
     await client.close()
     return {"ours_sync_s": elapsed, "ours_cached": len(store),
-            "ours_list_requests": metrics.api_requests.labels(verb="GET", code="200")._value.get()}
+            "ours_list_requests": metrics.api_requests.labels(verb="list", code="200")._value.get()}
 
 
 def _sync_informer(kubeconfig: Path, n: int) -> dict[str, float]:
