@@ -136,3 +136,12 @@ def make_workload(server: SimServer, *, seed: int = 7, rate: float = 300.0, api:
                   **extra: Any) -> Workload:
     config = WorkloadConfig(seed=seed, events_per_s=rate, events_api=api, **extra)  # type: ignore[arg-type]
     return Workload(server.cluster, config, EventLedger())
+
+
+def finish_and_assert_exactly_once(agent: AgentProcess, workload: Workload, archive: Path) -> list[dict[str, Any]]:
+    """Wait until the archive caught up with the ledger, stop the agent cleanly (exit 0), and
+    check every occurrence is archived exactly once. Returns the records."""
+    records = wait_caught_up(archive, workload.ledger)
+    assert agent.terminate() == 0, agent.log()
+    assert_exactly_once(records, workload.ledger)
+    return records

@@ -11,9 +11,9 @@ import pytest
 from tests.agent.harness import (
     AgentProcess,
     assert_exactly_once,
+    finish_and_assert_exactly_once,
     make_workload,
     read_archive,
-    wait_caught_up,
     write_config,
 )
 
@@ -28,10 +28,8 @@ def test_summed_count_delta_equals_ledger(sim: SimServer, tmp_path: Path, api: s
     agent.wait_ready()
     workload.run_for(3.0)
     workload.stop()  # flush: pending series counts reach the API
-    records = wait_caught_up(tmp_path / "archive", workload.ledger)
-    assert agent.terminate() == 0, agent.log()
     assert workload.ledger.total() > 500
-    assert_exactly_once(records, workload.ledger)
+    records = finish_and_assert_exactly_once(agent, workload, tmp_path / "archive")
     if api == "events.k8s.io":
         assert any(r["event"]["count_delta"] > 1 for r in records), "series jumps must show as deltas > 1"
     enriched = [r for r in records if r["kubernetes"].get("enrichment") == "ok"]
@@ -49,9 +47,7 @@ def test_clean_restarts_export_nothing_twice(sim: SimServer, tmp_path: Path) -> 
     workload.stop()
     agent = AgentProcess(config, tmp_path).start()
     agent.wait_ready()
-    records = wait_caught_up(tmp_path / "archive", workload.ledger)
-    assert agent.terminate() == 0, agent.log()
-    assert_exactly_once(records, workload.ledger)
+    finish_and_assert_exactly_once(agent, workload, tmp_path / "archive")
 
 
 def test_kill_9_at_random_points(sim: SimServer, tmp_path: Path) -> None:
@@ -70,9 +66,7 @@ def test_kill_9_at_random_points(sim: SimServer, tmp_path: Path) -> None:
         workload.stop()
     agent = AgentProcess(config, tmp_path).start()
     agent.wait_ready()
-    records = wait_caught_up(tmp_path / "archive", workload.ledger)
-    assert agent.terminate() == 0, agent.log()
-    assert_exactly_once(records, workload.ledger)
+    finish_and_assert_exactly_once(agent, workload, tmp_path / "archive")
 
 
 def test_sigterm_flushes_the_open_batch_within_the_bound(sim: SimServer, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.agent.harness import AgentProcess, assert_exactly_once, make_workload, wait_caught_up, write_config
+from tests.agent.harness import AgentProcess, finish_and_assert_exactly_once, make_workload, write_config
 
 from kubestream.sim.server import SimServer
 
@@ -39,9 +39,7 @@ def test_watch_faults_lose_and_duplicate_nothing(sim: SimServer, tmp_path: Path)
         time.sleep(1.0)
     finally:
         workload.stop()
-    records = wait_caught_up(tmp_path / "archive", workload.ledger)
-    assert agent.terminate() == 0, agent.log()
-    assert_exactly_once(records, workload.ledger)
+    finish_and_assert_exactly_once(agent, workload, tmp_path / "archive")
 
 
 def test_error_storms_back_off_and_recover(sim: SimServer, tmp_path: Path) -> None:
@@ -64,9 +62,7 @@ def test_error_storms_back_off_and_recover(sim: SimServer, tmp_path: Path) -> No
             time.sleep(1.0)
     finally:
         workload.stop()
-    records = wait_caught_up(tmp_path / "archive", workload.ledger)
-    assert agent.terminate() == 0, agent.log()
-    assert_exactly_once(records, workload.ledger)
+    finish_and_assert_exactly_once(agent, workload, tmp_path / "archive")
 
 
 def test_control_plane_load_after_sync(sim: SimServer, tmp_path: Path) -> None:
@@ -78,8 +74,7 @@ def test_control_plane_load_after_sync(sim: SimServer, tmp_path: Path) -> None:
     synced_at = time.time()
     workload.run_for(2.0)
     workload.stop()
-    records = wait_caught_up(tmp_path / "archive", workload.ledger)
-    assert agent.terminate() == 0, agent.log()
+    records = finish_and_assert_exactly_once(agent, workload, tmp_path / "archive")
     assert len(records) > 300
     after = [r for r in sim.requests.records() if r.time > synced_at]
     assert [r for r in after if r.verb == "get"] == [], "no GET per event once the caches synced"

@@ -23,7 +23,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,14 +205,7 @@ class LeaderElector:
             acquire_time = spec.acquire_time or now
         lease.spec = V1LeaseSpec(holder_identity=self.identity, lease_duration_seconds=duration,
                                  acquire_time=acquire_time, renew_time=now, lease_transitions=transitions)
-        try:
-            await self._api.replace_namespaced_lease(self.name, self.namespace, lease)
-        except ApiException as exc:
-            if exc.status != 409:
-                log.warning("updating lease %s/%s failed: %s", self.namespace, self.name, exc.status)
-            return False
-        except OSError as exc:
-            log.warning("updating lease %s/%s failed: %s", self.namespace, self.name, exc)
+        if not await self._write("updating", self._api.replace_namespaced_lease(self.name, self.namespace, lease)):
             return False
         self._acquired_transitions = transitions
         return True
@@ -222,14 +215,20 @@ class LeaderElector:
             metadata=V1ObjectMeta(name=self.name, namespace=self.namespace),
             spec=V1LeaseSpec(holder_identity=self.identity, lease_duration_seconds=duration,
                              acquire_time=now, renew_time=now, lease_transitions=0))
-        try:
-            await self._api.create_namespaced_lease(self.namespace, lease)
-        except ApiException as exc:
-            if exc.status != 409:
-                log.warning("creating lease %s/%s failed: %s", self.namespace, self.name, exc.status)
-            return False
-        except OSError as exc:
-            log.warning("creating lease %s/%s failed: %s", self.namespace, self.name, exc)
+        if not await self._write("creating", self._api.create_namespaced_lease(self.namespace, lease)):
             return False
         self._acquired_transitions = 0
+        return True
+
+    async def _write(self, what: str, request: Awaitable[Any]) -> bool:
+        """Send one Lease write; False when it lost a race (409, silently) or failed (logged)."""
+        try:
+            await request
+        except ApiException as exc:
+            if exc.status != 409:
+                log.warning("%s lease %s/%s failed: %s", what, self.namespace, self.name, exc.status)
+            return False
+        except OSError as exc:
+            log.warning("%s lease %s/%s failed: %s", what, self.namespace, self.name, exc)
+            return False
         return True
