@@ -8,10 +8,15 @@ STAMP  := $(VENV)/.installed
 S3_VENV  := .venv-s3
 S3_STAMP := $(S3_VENV)/.installed
 S3_REQS  := tests/sinks/s3-tools-requirements.txt
+# Azurite (Microsoft's Azure Storage emulator) for the azure sink tests, from the npm registry into
+# a project-local folder; 3.35 is the last release whose engines accept the machine's Node 20.
+TOOLS_DIR        := .tools
+AZURITE_VERSION  := 3.35.0
+AZURITE_STAMP    := $(TOOLS_DIR)/.azurite-$(AZURITE_VERSION)
 
 .PHONY: setup demo test lint typecheck unit bench soak sim clean
 
-setup: $(STAMP) $(S3_STAMP)
+setup: $(STAMP) $(S3_STAMP) $(AZURITE_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +30,12 @@ $(S3_STAMP): $(S3_REQS)
 	$(S3_VENV)/bin/pip install --quiet --upgrade pip
 	$(S3_VENV)/bin/pip install --quiet -r $(S3_REQS)
 	touch $(S3_STAMP)
+
+$(AZURITE_STAMP):
+	mkdir -p $(TOOLS_DIR)
+	echo '*' > $(TOOLS_DIR)/.gitignore
+	npm install --prefix $(TOOLS_DIR) --no-audit --no-fund --no-save --loglevel=error azurite@$(AZURITE_VERSION)
+	touch $(AZURITE_STAMP)
 
 ## The main job against the embedded simulated cluster.
 demo: $(STAMP)
@@ -56,4 +67,4 @@ sim: $(STAMP)
 	$(BIN)/kubestream sim
 
 clean:
-	rm -rf $(VENV) $(S3_VENV) build dist src/*.egg-info kubestream-demo
+	rm -rf $(VENV) $(S3_VENV) $(TOOLS_DIR) build dist src/*.egg-info kubestream-demo

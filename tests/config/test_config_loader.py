@@ -54,7 +54,7 @@ def test_config_loader_empty_file_means_defaults(tmp_path: Path) -> None:
     ("log:\n  colour: true\n", "log.colour: unknown option (expected one of: format, level)"),
     ("batch:\n  max_records: lots\n",
      "batch.max_records: Input should be a valid integer, unable to parse string as an integer (got 'lots')"),
-    ("sink:\n  type: ftp\n", "sink.type: Input should be 'file' or 's3' (got 'ftp')"),
+    ("sink:\n  type: ftp\n", "sink.type: Input should be 'file', 's3', 'gcs' or 'azure' (got 'ftp')"),
     ("sink:\n  prefix: 2024\n", "sink.prefix: Input should be a valid string (got 2024; quote it to make it a string)"),
     ("encoding:\n  gzip_level: 10\n", "encoding.gzip_level: Input should be less than or equal to 9 (got 10)"),
     ("server:\n  port: 70000\n", "server.port: Input should be less than or equal to 65535 (got 70000)"),

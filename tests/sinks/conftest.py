@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +28,7 @@ from typing import Any
 
 import obstore
 import pytest
+from _azurite import AzuriteServer, azurite_executable
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from obstore.store import S3Store
 from pydantic import SecretStr
@@ -193,6 +195,8 @@ class Fault:
     """How many requests to fail (None: until cleared)."""
     retry_after: str | None = None
     only_part_uploads: bool = False
+    json_body: bool = False
+    """A GCS JSON-API error document instead of the XML one (S3, GCS XML API, Azure)."""
     exhausted: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once ``remaining`` requests have been failed."""
 
@@ -201,10 +205,20 @@ class Fault:
 class ProxyLog:
     requests: list[tuple[str, str]] = field(default_factory=list)
     """(method, path with query) of every request that reached the proxy."""
+    arrivals: list[float] = field(default_factory=list)
+    """``time.monotonic()`` at which each of those requests arrived."""
     forwarded_puts: list[str] = field(default_factory=list)
     """Paths of PUTs moto acknowledged with 200, in order."""
     headers: list[dict[str, str]] = field(default_factory=list)
     faults_served: int = 0
+
+
+def _error_document(fault: Fault) -> bytes:
+    if fault.json_body:
+        return json.dumps({"error": {"code": fault.status, "message": f"injected {fault.code}",
+                                     "errors": [{"reason": fault.code, "message": f"injected {fault.code}"}]}}).encode()
+    return (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{fault.code}</Code>'
+            f"<Message>injected {fault.code}</Message></Error>").encode()
 
 
 class FaultProxy:
@@ -266,6 +280,7 @@ class FaultProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.log.requests.append((request.method, request.path_qs))
+        self.log.arrivals.append(time.monotonic())
         self.log.headers.append({k.lower(): v for k, v in request.headers.items()})
         body = await request.read()
         if self.hang_s:
@@ -277,10 +292,8 @@ class FaultProxy:
         if fault is not None:
             self.log.faults_served += 1
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            document = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{fault.code}</Code>'
-                        f"<Message>injected {fault.code}</Message></Error>")
-            return web.Response(status=fault.status, headers=headers, body=document.encode(),
-                                content_type="application/xml")
+            return web.Response(status=fault.status, headers=headers, body=_error_document(fault),
+                                content_type="application/json" if fault.json_body else "application/xml")
         return await self._forward(request, body)
 
     async def _forward(self, request: web.Request, body: bytes) -> web.StreamResponse:
@@ -288,8 +301,9 @@ class FaultProxy:
         # The Host header is kept: it is part of the SigV4 signature.
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         try:
-            async with self._session.request(request.method, self.upstream + request.path_qs,
-                                             headers=headers, data=body) as upstream:
+            # No invented Content-Type: Azure's Shared Key signature covers it.
+            async with self._session.request(request.method, self.upstream + request.path_qs, headers=headers,
+                                             data=body, skip_auto_headers=("Content-Type",)) as upstream:
                 payload = await upstream.read()
                 status = upstream.status
                 answer_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
@@ -307,3 +321,36 @@ async def fault_proxy(moto_server: MotoServer) -> AsyncIterator[FaultProxy]:
     yield proxy
     await proxy.close()
 
+
+
+# -- Azurite (Azure Blob) and a proxy with nothing behind it (GCS) ------------------------------
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[AzuriteServer]:
+    server = AzuriteServer(azurite_executable())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def container(azurite: AzuriteServer) -> str:
+    return azurite.create_container()
+
+
+@pytest.fixture
+async def azure_proxy(azurite: AzuriteServer) -> AsyncIterator[FaultProxy]:
+    """The fault proxy in front of Azurite (Shared Key signatures do not cover the host)."""
+    proxy = FaultProxy(azurite.url)
+    await proxy.start()
+    yield proxy
+    await proxy.close()
+
+
+@pytest.fixture
+async def fault_only_proxy() -> AsyncIterator[FaultProxy]:
+    """A fault proxy whose upstream refuses connections: only injected answers succeed or fail."""
+    proxy = FaultProxy("http://127.0.0.1:9")
+    await proxy.start()
+    yield proxy
+    await proxy.close()

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import FaultProxy, MotoServer, s3_settings
 from kubestream.config.settings import FileSinkSettings, Settings, SinkSettings
-from kubestream.errors import ConfigError
-from kubestream.sinks.base import Sink
+from kubestream.errors import ConfigError, SinkFatalError
+from kubestream.sinks.base import Sink, SinkReader
 from kubestream.sinks.factory import make_sink
 from kubestream.sinks.file import FileSink
 from kubestream.sinks.s3 import S3Sink
@@ -130,3 +130,19 @@ def test_factory_builds_the_configured_sink(tmp_path: Path, moto_server: MotoSer
     assert isinstance(s3_sink, S3Sink)
     assert isinstance(s3_sink, Sink)
     assert s3_sink.name == "s3"
+
+
+async def test_the_archive_reads_back_for_a_takeover(moto_server: MotoServer, bucket: str, tmp_path: Path) -> None:
+    sink = S3Sink(s3_settings(moto_server.endpoint, bucket))
+    assert isinstance(sink, SinkReader)
+    keys = [f"p/s/dt=2026-01-01/hour=0{h}/ks-{n}.ndjson" for h in (0, 1) for n in range(3)]
+    for n, key in enumerate(keys):
+        await sink.put(key, _spool_file(tmp_path, f"batch {n}".encode(), f"b{n}"), len(f"batch {n}"))
+    await sink.put("p/s/dt=2026-01-010/x.ndjson", _spool_file(tmp_path, b"other", "o"), 5)
+    # Path-segment prefixes: dt=2026-01-01/ does not match dt=2026-01-010/.
+    assert sorted(await sink.list_keys("p/s/dt=2026-01-01/")) == keys
+    assert sorted(await sink.list_keys("p/s/dt=2026-01-01/hour=01/")) == keys[3:]
+    assert await sink.list_keys("p/nothing/") == []
+    assert await sink.get(keys[4]) == b"batch 4"
+    with pytest.raises(SinkFatalError, match=r"reading p/missing: NoSuchKey \(HTTP 404\)"):
+        await sink.get("p/missing")

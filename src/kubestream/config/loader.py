@@ -32,7 +32,8 @@ _YAML_SUFFIXES: Final = frozenset({".yaml", ".yml"})
 _SECTIONS: Final = frozenset(Settings.model_fields)
 # Never echo these back in an error message: the line ends up in logs.
 _SECRET_OPTIONS: Final = frozenset({"access_key_id", "secret_access_key", "session_token",
-                                    "aws_access_key", "aws_secret_access_key"})
+                                    "aws_access_key", "aws_secret_access_key",
+                                    "access_key", "sas_token", "connection_string"})
 _MAX_SHOWN_INPUT: Final = 60
 
 
@@ -96,6 +97,8 @@ def check_settings(settings: Settings) -> None:
     if sink.retry_initial_s > sink.retry_max_s:
         raise ConfigError(f"must not exceed sink.retry_max_s ({sink.retry_max_s})", key="sink.retry_initial_s")
     _check_s3(settings)
+    _check_gcs(settings)
+    _check_azure(settings)
 
 
 def _check_s3(settings: Settings) -> None:
@@ -107,6 +110,29 @@ def _check_s3(settings: Settings) -> None:
         raise ConfigError("set both access_key_id and secret_access_key, or neither", key=missing)
     if s3.sse_kms_key_id is not None and s3.sse != "aws:kms":
         raise ConfigError('only valid with sink.s3.sse: "aws:kms"', key="sink.s3.sse_kms_key_id")
+
+
+def _check_gcs(settings: Settings) -> None:
+    gcs = settings.sink.gcs
+    if settings.sink.type == "gcs" and not gcs.bucket:
+        raise ConfigError('required when sink.type is "gcs"', key="sink.gcs.bucket")
+    if gcs.service_account_path is not None and gcs.application_credentials_path is not None:
+        raise ConfigError("set service_account_path or application_credentials_path, not both",
+                          key="sink.gcs.application_credentials_path")
+
+
+def _check_azure(settings: Settings) -> None:
+    azure = settings.sink.azure
+    if settings.sink.type != "azure":
+        return
+    if not azure.container:
+        raise ConfigError('required when sink.type is "azure"', key="sink.azure.container")
+    # The connection string may hold the account; the sink checks what it actually supplies.
+    if not azure.account and azure.connection_string is None and not azure.use_emulator:
+        raise ConfigError('required when sink.type is "azure" (or set connection_string or use_emulator)',
+                          key="sink.azure.account")
+    if azure.access_key is not None and azure.sas_token is not None:
+        raise ConfigError("set access_key or sas_token, not both", key="sink.azure.sas_token")
 
 
 # --- reading and parsing ---------------------------------------------------------------------

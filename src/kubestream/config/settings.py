@@ -120,14 +120,57 @@ class S3SinkSettings(_Section):
     force_path_style: bool = False
 
 
+class GCSSinkSettings(_Section):
+    """Google Cloud Storage through obstore's ``GCSStore`` (its config keys in parentheses)."""
+
+    bucket: str = ""
+    service_account_path: Path | None = None
+    """A service-account JSON key file (``service_account``). Unset: ``application_credentials_path``,
+    else the ``GOOGLE_*`` environment, else workload identity / the metadata server."""
+    application_credentials_path: Path | None = None
+    """Application-default credentials file (``application_credentials``), e.g. from
+    ``gcloud auth application-default login``."""
+    endpoint_url: str | None = None
+    """Base URL of the GCS API (``base_url``), for emulators and private endpoints."""
+    multipart_threshold_bytes: int = Field(16 * 1024 * 1024, ge=5 * 1024 * 1024)
+    multipart_chunk_bytes: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    attempt_timeout_s: float = Field(60.0, gt=0)
+
+
+class AzureSinkSettings(_Section):
+    """Azure Blob Storage through obstore's ``AzureStore`` (its config keys in parentheses)."""
+
+    account: str | None = None
+    """Storage account name (``account_name``); default with ``use_emulator``: devstoreaccount1."""
+    container: str = ""
+    access_key: SecretStr | None = None
+    """Shared account key (``account_key``)."""
+    sas_token: SecretStr | None = None
+    """Shared access signature, percent-encoded as the portal shows it (``sas_key``)."""
+    connection_string: SecretStr | None = None
+    """An Azure Storage connection string; supplies AccountName, AccountKey, SharedAccessSignature
+    and BlobEndpoint unless the options above set them."""
+    endpoint_url: str | None = None
+    """Blob endpoint including the account for path-style hosts, e.g. Azurite's
+    ``http://127.0.0.1:10000/devstoreaccount1`` (``endpoint``)."""
+    use_emulator: bool = False
+    """Azurite: account devstoreaccount1 and its published key unless set, endpoint
+    ``http://127.0.0.1:10000/<account>`` unless ``endpoint_url`` is set."""
+    multipart_threshold_bytes: int = Field(16 * 1024 * 1024, ge=5 * 1024 * 1024)
+    multipart_chunk_bytes: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    attempt_timeout_s: float = Field(60.0, gt=0)
+
+
 class SinkSettings(_Section):
-    type: Literal["file", "s3"] = "file"
+    type: Literal["file", "s3", "gcs", "azure"] = "file"
     prefix: str = ""
     """Leading path of every object key, e.g. "prod/eu-1"."""
     stream_uid: str = "kubestream"
     """Identifies this stream in output names (k8stream's ``uid``)."""
     file: FileSinkSettings = Field(default_factory=FileSinkSettings)
     s3: S3SinkSettings = Field(default_factory=S3SinkSettings)
+    gcs: GCSSinkSettings = Field(default_factory=GCSSinkSettings)
+    azure: AzureSinkSettings = Field(default_factory=AzureSinkSettings)
     retry_initial_s: float = Field(0.5, gt=0)
     retry_max_s: float = Field(60.0, gt=0)
 

@@ -10,9 +10,19 @@ from kubestream.sinks.file import FileSink
 
 def make_sink(settings: Settings, metrics: Metrics | None = None) -> Sink:
     """The sink selected by ``settings.sink.type``; raises ``ConfigError`` on unusable settings."""
-    if settings.sink.type == "s3":
-        # Imported only when chosen: the file sink must not pay for loading the S3 client.
+    sink = settings.sink
+    # Object-store sinks are imported only when chosen: the file sink must not pay for loading
+    # the obstore client.
+    if sink.type == "s3":
         from kubestream.sinks.s3 import S3Sink
 
-        return S3Sink(settings.sink.s3, prefix=settings.sink.prefix, metrics=metrics)
-    return FileSink(settings.sink.file, metrics=metrics)
+        return S3Sink(sink.s3, prefix=sink.prefix, metrics=metrics)
+    if sink.type == "gcs":
+        from kubestream.sinks.objectstore import GCSSink
+
+        return GCSSink(sink.gcs, prefix=sink.prefix, metrics=metrics)
+    if sink.type == "azure":
+        from kubestream.sinks.objectstore import AzureSink
+
+        return AzureSink(sink.azure, prefix=sink.prefix, metrics=metrics)
+    return FileSink(sink.file, metrics=metrics)
