@@ -26,7 +26,10 @@ def test_demo_archives_the_generated_events_enriched(tmp_path: Path) -> None:
     enriched = [r["kubernetes"] for r in pod_records if r["kubernetes"]["enrichment"] == "ok"]
     assert len(enriched) > 0.9 * len(pod_records)
     for k8s in enriched:
-        assert k8s["pod_name"] and k8s["pod_uid"] and k8s["node_name"] and k8s["namespace"]
-        assert k8s.get("labels") and k8s.get("owner_kind") and k8s.get("node_ip")
+        assert k8s["pod_name"] and k8s["pod_uid"] and k8s["namespace"] and k8s.get("labels")
+    # Pending pods (FailedScheduling) have no node yet and bare pods no owner; most have both.
+    scheduled = [k for k in enriched if "node_name" in k]
+    assert len(scheduled) > 0.8 * len(enriched) and all(k.get("node_ip") for k in scheduled)
+    assert sum(1 for k in enriched if k.get("owner_kind")) > 0.8 * len(enriched)
     assert (out / "kubestream.yaml").exists()
     assert list((out / "archive" / "events").glob("dt=*/hour=*/demo-*-*.ndjson.gz"))
