@@ -39,26 +39,28 @@ def records(block: ParsedBlock) -> list[tuple[bytes, bytes, bytes, int, bool, by
             enumerate(zip(block.timestamps, block.streams, block.messages, block.offsets, strict=True))]
 
 
-def parse(data: bytes, cuts: list[int], *, multiline: bool, start: int = 0,
-          max_merged: int = 1024) -> tuple[list[object], int]:
+def parse(data: bytes, cuts: list[int], *, multiline: bool, start: int = 0, max_merged: int = 1024,
+          last_timestamp: bytes | None = None) -> tuple[list[object], int, bytes | None]:
+    """Records of ``data`` read in pieces, and the checkpoint: (offset, timestamp) at the end."""
     settings_ = SETTINGS.model_copy(update={"invalid_utf8": "lossless", "max_merged_bytes": max_merged})
-    parser = FileParser(LogFormat.CRI, settings_, multiline=START if multiline else None)
+    parser = FileParser(LogFormat.CRI, settings_, multiline=START if multiline else None,
+                        last_timestamp=last_timestamp)
     out: list[object] = []
     bounds = sorted({c for c in cuts if 0 < c < len(data)} | {0, len(data)})
-    resume = start
+    resume, resume_ts = start, last_timestamp
     for a, b in pairwise(bounds):
         block = parser.feed(data[a:b], start + a)
         out += records(block)
         assert block.resume_offset >= resume  # the checkpoint never goes back
-        resume = block.resume_offset
-    return out, resume
+        resume, resume_ts = block.resume_offset, block.resume_timestamp
+    return out, resume, resume_ts
 
 
 @settings(max_examples=200, deadline=None)
 @given(data=cri_files(), cuts=st.lists(st.integers(0, 4000), max_size=8), multiline=st.booleans())
 def test_any_cutting_gives_the_same_records(data: bytes, cuts: list[int], multiline: bool) -> None:
-    whole, resume_whole = parse(data, [], multiline=multiline)
-    pieces, resume_pieces = parse(data, cuts, multiline=multiline)
+    whole, resume_whole, _ = parse(data, [], multiline=multiline)
+    pieces, resume_pieces, _ = parse(data, cuts, multiline=multiline)
     assert pieces == whole and resume_pieces == resume_whole
 
 
@@ -68,8 +70,9 @@ def test_restarting_at_the_checkpoint_neither_repeats_nor_loses(data: bytes, cut
     # Runs stay under max_merged_bytes here: a run cut at that limit has its remainder dropped by
     # parser state that a restart does not have (test_logs_parse_cri covers that case).
     big = 1 << 16
-    whole, _ = parse(data, [], multiline=multiline, max_merged=big)
-    head, resume = parse(data[:cut], [], multiline=multiline, max_merged=big)
+    whole, _, _ = parse(data, [], multiline=multiline, max_merged=big)
+    head, resume, resume_ts = parse(data[:cut], [], multiline=multiline, max_merged=big)
     assert data[:resume].endswith(b"\n") or resume == 0  # never inside a line
-    rest, _ = parse(data[resume:], [], multiline=multiline, start=resume, max_merged=big)
+    # A restart resumes from the whole checkpoint: the offset and the timestamp a line without one borrows.
+    rest, _, _ = parse(data[resume:], [], multiline=multiline, start=resume, max_merged=big, last_timestamp=resume_ts)
     assert head + rest == whole

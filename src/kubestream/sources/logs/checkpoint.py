@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS logs_files (
     dev INTEGER NOT NULL,
     ino INTEGER NOT NULL,
     pod_uid TEXT NOT NULL,
-    container TEXT NOT NULL
+    container TEXT NOT NULL,
+    last_timestamp BLOB NOT NULL DEFAULT x''
 );
 CREATE TABLE IF NOT EXISTS logs_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
@@ -38,9 +39,10 @@ CREATE TABLE IF NOT EXISTS logs_meta (key TEXT PRIMARY KEY, value INTEGER NOT NU
 # max(): a file's offsets only grow under one fingerprint (a truncated file gets a new one), and
 # a stale update must never move a position back.
 _UPSERT_FILE = """
-INSERT INTO logs_files (fingerprint, offset, path, dev, ino, pod_uid, container)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO logs_files (fingerprint, offset, path, dev, ino, pod_uid, container, last_timestamp)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(fingerprint) DO UPDATE SET
+    last_timestamp = CASE WHEN excluded.offset >= offset THEN excluded.last_timestamp ELSE last_timestamp END,
     offset = max(offset, excluded.offset), path = excluded.path, dev = excluded.dev, ino = excluded.ino
 """
 _MAX_SEQ = """
@@ -61,11 +63,13 @@ class FileCheckpoint:
     pod_uid: str
     container: str
     last_line: int
+    last_timestamp: bytes = b""
+    """The parser's timestamp at ``offset`` (what a line without one borrows after a restart)."""
 
     def apply(self, conn: sqlite3.Connection) -> None:
         """Runs in the batch registration transaction."""
         conn.execute(_UPSERT_FILE, (self.fingerprint, self.offset, self.path, self.dev, self.ino,
-                                    self.pod_uid, self.container))
+                                    self.pod_uid, self.container, self.last_timestamp))
         conn.execute(_MAX_SEQ, (self.last_line,))
 
 
@@ -75,6 +79,8 @@ class SavedState:
 
     offsets: dict[str, int]
     """fingerprint → committed offset."""
+    timestamps: dict[str, bytes]
+    """fingerprint → the parser's last timestamp at that offset."""
     line_seq: int
 
 
@@ -82,9 +88,11 @@ def load(state: StateStore) -> SavedState:
     """Create the tables if needed and read the committed positions."""
     state.register_schema(SCHEMA)
     conn = state.conn
-    offsets = {str(fp): int(off) for fp, off in conn.execute("SELECT fingerprint, offset FROM logs_files")}
+    rows = conn.execute("SELECT fingerprint, offset, last_timestamp FROM logs_files").fetchall()
+    offsets = {str(fp): int(off) for fp, off, _ in rows}
+    timestamps = {str(fp): bytes(ts) for fp, _, ts in rows if ts}
     row = conn.execute("SELECT value FROM logs_meta WHERE key = 'line_seq'").fetchone()
-    return SavedState(offsets=offsets, line_seq=0 if row is None else int(row[0]))
+    return SavedState(offsets=offsets, timestamps=timestamps, line_seq=0 if row is None else int(row[0]))
 
 
 def committed_offset(state: StateStore, fingerprint: str) -> int | None:

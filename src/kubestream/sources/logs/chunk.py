@@ -89,6 +89,9 @@ class ParsedBlock:
     """File offset of the first byte of the record's first physical line."""
     resume_offset: int = 0
     """The checkpoint: the offset just after the last byte of the last emitted record."""
+    resume_timestamp: bytes = b""
+    """The timestamp of the last well-formed line before ``resume_offset``: a line that carries
+    none (not CRI/docker-shaped) borrows it, so it is part of the checkpoint."""
     truncated: int = 0
     """Records shortened by ``max_line_bytes`` / ``max_merged_bytes`` (also in ``truncated_rows``)."""
     invalid_utf8: int = 0
@@ -121,11 +124,13 @@ class FileParser:
         *,
         multiline: re.Pattern[bytes] | None = None,
         metrics: Metrics | None = None,
+        last_timestamp: bytes | None = None,
     ) -> None:
         from kubestream.sources.logs.parser import BlockParser
 
         self.format = fmt
-        self._impl = BlockParser(fmt, settings, multiline=multiline, metrics=metrics)
+        # ``last_timestamp``: from the checkpoint (``ParsedBlock.resume_timestamp``) when resuming.
+        self._impl = BlockParser(fmt, settings, multiline=multiline, metrics=metrics, last_timestamp=last_timestamp)
 
     def feed(self, data: bytes, offset: int) -> ParsedBlock:
         """Parse ``data`` read from the file at ``offset`` (must continue the previous read)."""

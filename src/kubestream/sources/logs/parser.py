@@ -53,9 +53,16 @@ class _Lines:
 
     lines: list[bytes]
     offsets: list[int]
-    starts: list[int]
-    """Position of each line in the region bytes (plus the tail's)."""
+    base: int
+    """File offset of the region's first byte."""
+    starts: list[int] | None
+    """Position of each line in the region bytes (plus the tail's) when holes make them differ
+    from ``offsets - base``; None otherwise (the usual case: one list pass saved per read)."""
     truncated: set[int]
+
+    def start(self, row: int) -> int:
+        """Position of line ``row`` (``len(lines)``: the tail) in the region bytes."""
+        return self.offsets[row] - self.base if self.starts is None else self.starts[row]
 
 
 class BlockParser:
@@ -68,6 +75,7 @@ class BlockParser:
         *,
         multiline: re.Pattern[bytes] | None = None,
         metrics: Metrics | None = None,
+        last_timestamp: bytes | None = None,
     ) -> None:
         self._parse_rows = parse_cri if fmt == LogFormat.CRI else parse_docker
         self._max_line = settings.max_line_bytes
@@ -82,7 +90,7 @@ class BlockParser:
         self._next: int | None = None
         self._resume = 0
         self._discarding: set[int] = set()
-        self._last_ts = _EPOCH
+        self._last_ts = last_timestamp or _EPOCH
         self._has_pending = False
 
     @property
@@ -144,16 +152,19 @@ class BlockParser:
         if incomplete_tail:
             lines.append(tail)
         lens = list(map(len, lines))
-        starts = list(map(add, accumulate(lens, initial=0), range(len(lens) + 1)))
         truncated: set[int] = set()
         if incomplete_tail:
             truncated.add(len(lines) - 1)
-            starts[-1] -= 1  # the tail has no newline
-        for hole in self._holes:
-            row = bisect_right(starts, hole.position) - 1
-            if row < len(lens):
-                lens[row] += hole.size
-                truncated.add(row)
+        starts: list[int] | None = None
+        if self._holes:
+            starts = list(map(add, accumulate(lens, initial=0), range(len(lens) + 1)))
+            if incomplete_tail:
+                starts[-1] -= 1  # the tail has no newline
+            for hole in self._holes:
+                row = bisect_right(starts, hole.position) - 1
+                if row < len(lens):
+                    lens[row] += hole.size
+                    truncated.add(row)
         if lens and max(lens) > self._max_line:
             for i, line in enumerate(lines):
                 if len(line) > self._max_line:
@@ -162,7 +173,7 @@ class BlockParser:
         offsets = list(map(add, accumulate(lens, initial=self._carry_offset), range(len(lens) + 1)))
         if incomplete_tail:
             offsets[-1] -= 1
-        return _Lines(lines, offsets, starts, truncated)
+        return _Lines(lines, offsets, self._carry_offset, starts, truncated)
 
     def _decode(self, rows: Rows, merged: Merged) -> Records:
         checked = ensure_utf8(merged.messages, lossless=self._lossless)
@@ -178,10 +189,10 @@ class BlockParser:
     def _commit_discarding(self, merged: Merged, cut: int) -> None:
         """Keep the discard state that belongs to what was emitted (the rest is parsed again)."""
         kept = {code for code in self._discarding if merged.discard_ends.get(code, cut) >= cut}
-        self._discarding = kept | {code for code, head in merged.forced.items() if head < cut}
+        self._discarding = kept | {code for code, head, end in merged.forced if head < cut and (end == -1 or end >= cut)}
 
     def _keep_carry(self, region: bytes, lines: _Lines, cut: int) -> None:
-        start = lines.starts[cut] if cut < len(lines.lines) else lines.starts[-1]
+        start = lines.start(min(cut, len(lines.lines)))
         tail = region[start:]
         holes = [_Hole(h.position - start, h.size) for h in self._holes if h.position >= start]
         last_newline = tail.rfind(b"\n")
@@ -202,8 +213,9 @@ class BlockParser:
             timestamps=list(records.timestamps[:k]),
             streams=list(records.streams[:k]),
             messages=messages,
-            offsets=offsets[:k] if heads is None else [offsets[h] for h in heads[:k]],
+            offsets=offsets[:k] if heads is None else list(map(offsets.__getitem__, heads[:k])),
             resume_offset=self._resume,
+            resume_timestamp=self._last_ts,
         )
         block.truncated_rows = sorted(i for i in records.truncated if i < k)
         block.truncated = len(block.truncated_rows)

@@ -37,8 +37,11 @@ class Merged:
     """First rows of runs not finished yet: they and everything after them wait."""
     truncated_heads: set[int] = field(default_factory=set)
     """First rows of records that were shortened."""
-    forced: dict[int, int] = field(default_factory=dict)
-    """Stream code → first row of a run cut short whose remaining parts are still to come."""
+    forced: list[tuple[int, int, int]] = field(default_factory=list)
+    """(stream code, first row, end row) of every run cut short whose remaining parts are dropped;
+    the end row is the F that ended the dropping, -1 while the rest of the run is still to come.
+    The parser keeps dropping in the next read if the run was emitted and its end is not (the end
+    is parsed again then, and must be dropped again)."""
     discard_ends: dict[int, int] = field(default_factory=dict)
     """Stream code → the F row that ended a run being discarded since an earlier read."""
 
@@ -115,7 +118,7 @@ class _Merger:
             if self.final or too_far or size > self.max_merged:
                 run.cut = True
                 if not self.final:
-                    self.out.forced[self.codes[head]] = head
+                    self._force(head, -1)
         return run
 
     def _cut(self, run: _Run, row: int, *, include: bool) -> None:
@@ -124,22 +127,30 @@ class _Merger:
         if include:
             self.skip.add(row)
             if self.rows.tags[row] == FULL:
+                self._force(run.head, row)
                 return
-        if not self._drop_rest(self.codes[row], row, inherited=False):
-            self.out.forced[self.codes[row]] = run.head
+        self._force(run.head, self._drop_rest(self.codes[row], row, inherited=False))
 
-    def _drop_rest(self, code: int, after: int, *, inherited: bool) -> bool:
-        """Skip the rows of ``code`` after ``after`` up to its next F; True if that F was found."""
+    def _force(self, head: int, end: int) -> None:
+        """Record that the rest of the run at ``head`` is dropped up to row ``end`` (-1: not seen yet).
+
+        Even when the dropped parts end in this region they may lie after the parser's cut, and
+        then a re-parse from the cut must drop them again instead of taking them for records.
+        """
+        self.out.forced.append((self.codes[head], head, end))
+
+    def _drop_rest(self, code: int, after: int, *, inherited: bool) -> int:
+        """Skip the rows of ``code`` after ``after`` up to its next F; that F's row, or -1."""
         j = after
         while True:
             j = self.codes.find(code, j + 1)
             if j == -1:
-                return False
+                return -1
             self.skip.add(j)
             if self.rows.tags[j] == FULL:
                 if inherited:
                     self.out.discard_ends[code] = j
-                return True
+                return j
 
     def _build(self) -> None:
         """Rows outside runs by slices, each run as one record at its head's place."""

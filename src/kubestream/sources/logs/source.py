@@ -84,7 +84,7 @@ class LogsSource:
         """Tail until cancelled; every open file is closed on the way out."""
         saved = checkpoint.load(self._state)
         self._next_line = saved.line_seq + 1
-        self.files.set_saved_offsets(saved.offsets)
+        self.files.set_saved_offsets(saved.offsets, saved.timestamps)
         await self._wait_for_enricher()
         self._start_watching()
         try:
@@ -240,7 +240,7 @@ class LogsSource:
         update = checkpoint.FileCheckpoint(
             fingerprint=t.fingerprint, offset=block.resume_offset, path=str(handle.path.path), dev=handle.dev,
             ino=handle.ino, pod_uid=handle.path.uid, container=handle.path.container,
-            last_line=first + block.count - 1)
+            last_line=first + block.count - 1, last_timestamp=block.resume_timestamp)
         if self._metrics is not None:
             self._metrics.records_in.labels(source=SOURCE).inc(block.count)
         await self._out.put(Record(data={LOG_CHUNK_KEY: chunk}, sort_key=chunk.sort_key, position=first,
