@@ -62,6 +62,7 @@ class LogsSource:
     def __init__(self, settings: Settings, state: StateStore, out: RecordSink, enricher: PodEnricher | None, *,
                  node_name: str, metrics: Metrics | None = None) -> None:
         self._settings = settings.logs
+        self._columnar = settings.encoding.format == "parquet"
         self._state = state
         self._out = out
         self._enricher = enricher
@@ -244,7 +245,8 @@ class LogsSource:
         if self._metrics is not None:
             self._metrics.records_in.labels(source=SOURCE).inc(block.count)
         await self._out.put(Record(data={LOG_CHUNK_KEY: chunk}, sort_key=chunk.sort_key, position=first,
-                                   checkpoint=update, size_hint=chunk.size_hint))
+                                   checkpoint=update,
+                                   size_hint=chunk.columnar_size_hint if self._columnar else chunk.size_hint))
 
     def _count_dropped(self, reason: str, n: int) -> None:
         if self._metrics is not None and n:
