@@ -9,6 +9,7 @@ import gzip
 import shutil
 from pathlib import Path
 
+import pytest
 from logs_source_support import (
     Rig,
     assert_exactly_once,
@@ -25,8 +26,10 @@ from kubestream.sources.logs import checkpoint
 from kubestream.state.store import StateStore
 
 
-async def test_mixed_lines_of_several_containers_exactly_once_with_path_metadata(tmp_path: Path) -> None:
-    writer = make_writer(tmp_path)
+@pytest.mark.parametrize("log_format", ["cri", "docker"])
+async def test_mixed_lines_of_several_containers_exactly_once_with_path_metadata(tmp_path: Path,
+                                                                                 log_format: str) -> None:
+    writer = make_writer(tmp_path, format=log_format)
     pods = [pod("web-0", containers=("app", "sidecar")), pod("api-1", namespace="shop")]
     writer.follow(pods)
     writer.write_burst(150)  # before the source starts: read from the beginning
@@ -55,8 +58,10 @@ async def test_mixed_lines_of_several_containers_exactly_once_with_path_metadata
     assert sum(1 for r in records if "\ufffd" in r["message"]) >= 1
 
 
-async def test_rename_rotation_and_gzip_while_tailing(tmp_path: Path) -> None:
-    writer = make_writer(tmp_path, rotate_bytes=8 * 1024, max_files=50, kind_weights={"plain": 1.0})
+@pytest.mark.parametrize("log_format", ["cri", "docker"])
+async def test_rename_rotation_and_gzip_while_tailing(tmp_path: Path, log_format: str) -> None:
+    writer = make_writer(tmp_path, format=log_format, rotate_bytes=8 * 1024, max_files=50,
+                         kind_weights={"plain": 1.0})
     writer.follow([pod("web-0"), pod("web-1")])
     for _ in range(10):  # rotated (and gzipped) files exist before the source starts
         writer.write_burst(20)
