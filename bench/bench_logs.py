@@ -397,9 +397,9 @@ def _contenders(log: Path, records: int) -> list[tuple[str, Callable[[Path], Res
         ("floor", timed("bare Python loop floor (orjson, isal gzip 1)", lambda d: bare_floor(log, d))),
         ("stdlib", timed("stdlib json + gzip level 6", lambda d: stdlib_baseline(log, d))),
         ("ndjson", timed("ours: parse+encode NDJSON + isal gzip 1", lambda d: ours(log, d, ndjson))),
-        ("parquet", timed("ours: parse+encode Parquet + zstd 3", lambda d: ours(log, d, parquet))),
+        ("parquet", timed("ours: parse+encode Parquet + zstd 1", lambda d: ours(log, d, parquet))),
         ("whole-ndjson", whole("ours: WHOLE source NDJSON + isal gzip 1", ndjson)),
-        ("whole-parquet", whole("ours: WHOLE source Parquet + zstd 3", parquet)),
+        ("whole-parquet", whole("ours: WHOLE source Parquet + zstd 1", parquet)),
     ]
 
 

