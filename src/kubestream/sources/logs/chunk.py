@@ -158,6 +158,11 @@ class FileParser:
         """The file offset the next ``feed`` must start at."""
         return self._impl.next_offset
 
+    @property
+    def mid_line(self) -> bool:
+        """The last read ended inside a line: ``finish`` emits its head (as truncated)."""
+        return self._impl.mid_line
+
 
 @dataclass(slots=True)
 class LogChunk:

@@ -101,6 +101,11 @@ class BlockParser:
     def next_offset(self) -> int:
         return self._next if self._next is not None else self._resume
 
+    @property
+    def mid_line(self) -> bool:
+        """The carried bytes end inside a line (the last read cut it, or an over-long line is skipped)."""
+        return self._skipping or bool(self._carry and not self._carry.endswith(b"\n"))
+
     def feed(self, data: bytes, offset: int) -> ParsedBlock:
         if self._next is None:
             self._carry_offset = self._resume = offset

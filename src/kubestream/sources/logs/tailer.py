@@ -119,13 +119,21 @@ class Tailer:
         return block, len(data)
 
     def count_unread_lines(self) -> tuple[int, int]:
-        """(physical lines, bytes) left after ``offset``: what a drain timeout drops."""
+        """(physical lines, bytes) left after ``offset``: what a drain timeout drops.
+
+        A line the last read ended inside is not counted: its head is emitted (as truncated) when
+        the tailer is let go, so counting it here as well would count it lost twice.
+        """
         lines = size = 0
         offset = self.offset
+        in_read_line = self.parser.mid_line
         while True:
             data = self.handle.read(offset, 1024 * 1024)
             if not data:
                 return lines, size
             lines += data.count(b"\n")
+            if in_read_line and b"\n" in data:
+                lines -= 1
+                in_read_line = False
             size += len(data)
             offset += len(data)
