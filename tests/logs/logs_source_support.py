@@ -197,3 +197,15 @@ async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
 def spool_has_entries(rig: Rig) -> bool:
     """True once a batch is registered (with no delivery running: the source is now paused)."""
     return rig.spool is not None and bool(rig.spool.pending())
+
+
+async def finish_and_assert_exactly_once(rig: Rig, writer: NodeLogWriter) -> Counter[Key]:
+    """Wait until every line the writer wrote is archived, stop both, and check each line is
+    there exactly once. Returns what was archived."""
+    try:
+        got = await rig.wait_for(writer.ledger.keys())
+    finally:
+        await rig.stop()
+        writer.stop()
+    assert_exactly_once(got, writer.ledger.keys())
+    return got

@@ -14,6 +14,7 @@ from logs_source_support import (
     Rig,
     assert_exactly_once,
     eventually,
+    finish_and_assert_exactly_once,
     make_settings,
     make_writer,
     pod,
@@ -133,12 +134,7 @@ async def test_statefulset_name_reuse_never_mixes_the_two_pods(tmp_path: Path) -
     writer.write_burst(60)
     rig = Rig(tmp_path, make_settings(tmp_path))
     await rig.start()
-    try:
-        got = await rig.wait_for(writer.ledger.keys())
-    finally:
-        await rig.stop()
-        writer.stop()
-    assert_exactly_once(got, writer.ledger.keys())  # the key holds the pod uid from the path
+    got = await finish_and_assert_exactly_once(rig, writer)  # the key holds the pod uid from the path
     assert {k[0] for k in got} == {first["metadata"]["uid"], second["metadata"]["uid"]}
 
 
@@ -155,12 +151,7 @@ async def test_restarts_resume_where_the_committed_batches_end(tmp_path: Path) -
         writer.write_burst(40)  # written while the source is down (and rotated meanwhile)
     rig = Rig(tmp_path, settings)
     await rig.start()
-    try:
-        got = await rig.wait_for(writer.ledger.keys())
-    finally:
-        await rig.stop()
-        writer.stop()
-    assert_exactly_once(got, writer.ledger.keys())
+    await finish_and_assert_exactly_once(rig, writer)
 
 
 async def test_a_gzipped_file_is_resumed_inside_the_gzip_stream(tmp_path: Path) -> None:
@@ -189,12 +180,7 @@ async def test_a_gzipped_file_is_resumed_inside_the_gzip_stream(tmp_path: Path) 
     rotated.unlink()  # what kubelet's next rotation does to it
     rig = Rig(tmp_path, settings)
     await rig.start()
-    try:
-        got = await rig.wait_for(writer.ledger.keys())
-    finally:
-        await rig.stop()
-        writer.stop()
-    assert_exactly_once(got, writer.ledger.keys())
+    await finish_and_assert_exactly_once(rig, writer)
 
 
 async def test_a_full_spool_pauses_reading_and_loses_nothing(tmp_path: Path) -> None:
