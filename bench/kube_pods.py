@@ -1,7 +1,7 @@
 """Realistic Pod JSON for the Kubernetes-access benchmark (shape of a real 1.32 PodList item).
 
 The shape follows a recorded kube-apiserver 1.32 PodList item (k8s-openapi test replays, as kept in
-../shared/fixtures/recorded): spec with volumes, probes, resources and tolerations; status with
+tests/fixtures/recorded): spec with volumes, probes, resources and tolerations; status with
 conditions and container statuses. Each pod has 10 labels, 5 annotations (one of them a
 ``kubectl.kubernetes.io/last-applied-configuration``), two containers, and about 4.5 KB of JSON.
 Values repeat the way they do in a cluster: 20 pods per Deployment, 50 namespaces, 200 nodes.

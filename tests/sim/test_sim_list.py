@@ -13,7 +13,7 @@ import orjson
 from kubestream.sim.server import SimServer
 from kubestream.sim.testing import http, running_sim
 
-RECORDED = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "recorded" / "k8s-openapi-replays" / "v1-32"
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "k8s-openapi-replays" / "v1-32"
 
 
 def pod(name: str, ns: str = "default", **labels: str) -> dict[str, Any]:

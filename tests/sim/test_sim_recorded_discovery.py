@@ -1,6 +1,6 @@
 """Hold the simulator's /apis (and /api) against real recorded discovery responses.
 
-The replays (shared/fixtures/recorded/k8s-openapi-replays/*/api_versions-list.json) were
+The replays (tests/fixtures/recorded/k8s-openapi-replays/*/api_versions-list.json) were
 recorded against real kube-apiservers 1.32 and 1.34; they contain the /apis APIGroupList.
 """
 
@@ -14,7 +14,7 @@ import pytest
 
 from kubestream.sim import discovery
 
-RECORDED = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "recorded" / "k8s-openapi-replays"
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "k8s-openapi-replays"
 REPLAYS = sorted(RECORDED.glob("*/api_versions-list.json"))
 
 

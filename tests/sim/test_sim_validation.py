@@ -18,7 +18,7 @@ def _served(group: str, plural: str) -> ResourceType:
     return rtype
 
 
-RECORDED = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "recorded"
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
 PODS = _served("", "pods")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kubestream.sources.event_decode import EVENTS_V1, decode_event, normalize_time
 
-RECORDED = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "recorded" / "k9s" / "core-v1-event.json"
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "k9s" / "core-v1-event.json"
 
 # The events.k8s.io/v1 view of a legacy (core/v1-created) event: eventTime null, deprecated*
 # fields carrying the legacy data (shape of k8s-openapi's deserialize_leniency.rs case).

@@ -1,7 +1,7 @@
 """In-house async reflector: paged list → watch with bookmarks → relist on 410, with backoff.
 
 Modelled on client-go's ``tools/cache/reflector.go`` and kopf's ``_cogs/clients/watching.py``
-(see ../shared/spec/kubernetes-api.md §2 and docs/design-kube-access.md for why this is not the
+(see docs/spec/kubernetes-api.md §2 and docs/design-kube-access.md for why this is not the
 official client's informer):
 
 * Lists are paged (``limit``/``continue``) quorum reads (``resourceVersion`` unset, never older

@@ -64,6 +64,25 @@ class Metrics:
         self.lag = Histogram(
             "kubestream_end_to_end_lag_seconds", "From a record's timestamp to its durable registration.",
             ["source"], buckets=_LAG_BUCKETS, registry=r)
+        self.files_skipped = Counter(
+            "kubestream_files_skipped_total", "Log files the node agent refused to read, by reason.", ["reason"],
+            registry=r)
+        self.patterns_rejected = Counter(
+            "kubestream_patterns_rejected_total", "Multi-line start patterns the linear-time engine refused.",
+            ["origin"], registry=r)
+        self.dead_letters = Counter(
+            "kubestream_dead_letters_total", "Batches an encoder or sink rejected, by stream and reason.",
+            ["stream", "reason"], registry=r)
+        self.sink_reachable = Gauge(
+            "kubestream_sink_reachable", "1 while the last attempt to reach the sink got an answer, else 0.",
+            ["sink"], registry=r)
+        self.api_errors = Counter(
+            "kubestream_api_errors_total", "Kubernetes API requests that got no HTTP answer, by kind.", ["kind"],
+            registry=r)
+        self.resource_version_resets = Counter(
+            "kubestream_resource_version_resets_total",
+            "Watches that found the server's resourceVersion behind their own (an etcd restore) and relisted.",
+            ["resource"], registry=r)
         self.leader = Gauge(
             "kubestream_leader", "1 while this replica holds the events collector lease.", registry=r)
         self.build_info = Gauge(

@@ -4,7 +4,7 @@ Everything is derived from the resource registry (resources.py), so routing, dis
 OpenAPI documents cannot disagree about what is served. Shapes follow apimachinery
 ``pkg/apis/meta/v1/types.go`` (APIVersions, APIGroupList, APIResourceList) and
 ``k8s.io/api/apidiscovery/v2/types.go`` (APIGroupDiscoveryList), checked against the recorded
-``/apis`` of real 1.32 and 1.34 servers (shared/fixtures/recorded/k8s-openapi-replays).
+``/apis`` of real 1.32 and 1.34 servers (tests/fixtures/recorded/k8s-openapi-replays).
 """
 
 from __future__ import annotations

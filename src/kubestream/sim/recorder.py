@@ -1,6 +1,6 @@
 """Event recorders that write to the simulated API exactly as client-go's recorders do.
 
-Two recorders, per spec §5 of ../shared/spec/kubernetes-api.md:
+Two recorders, per spec §5 of docs/spec/kubernetes-api.md:
 
 * ``LegacyRecorder`` — ``k8s.io/client-go/tools/record`` (core/v1): name
   ``<object>.<hex UnixNano>``; first occurrence POSTed with ``count: 1``; an identical repeat is

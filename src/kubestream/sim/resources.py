@@ -1,7 +1,7 @@
 """The resource types the simulated API server serves, one registry for routing, discovery,
 OpenAPI, Tables and field-selector validation.
 
-Field labels follow ../shared/spec/kubernetes-api.md §4 (pods, core/v1 and events.k8s.io/v1
+Field labels follow docs/spec/kubernetes-api.md §4 (pods, core/v1 and events.k8s.io/v1
 events). Every type accepts ``metadata.name`` and ``metadata.namespace``
 (``DefaultClusterScopedAttr``/``DefaultNamespaceScopedAttr`` in k8s.io/apiserver generic registry).
 """
