@@ -14,9 +14,15 @@ TOOLS_DIR        := .tools
 AZURITE_VERSION  := 3.35.0
 AZURITE_STAMP    := $(TOOLS_DIR)/.azurite-$(AZURITE_VERSION)
 
-.PHONY: setup demo test lint typecheck unit bench soak sim clean
+.PHONY: setup browser demo test lint typecheck unit bench bench-tools soak sim clean
 
-setup: $(STAMP) $(S3_STAMP) $(AZURITE_STAMP)
+setup: $(STAMP) $(S3_STAMP) $(AZURITE_STAMP) browser
+
+# tests/query render `kubestream timeline --html` pages in Debian's headless chromium (they fail,
+# never skip, without it).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,8 +61,14 @@ unit: setup
 	$(BIN)/pytest -q -p no:cacheprovider
 
 ## Benchmarks: print ratios against baselines measured in the same run.
-bench: setup
+bench: setup bench-tools
 	$(BIN)/python -m bench
+
+# bench_logs compares against rsyslog (Debian's package); skipped by the benchmark when absent.
+bench-tools:
+	@command -v rsyslogd >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog) || \
+		echo "rsyslogd not installed: bench_logs will skip its rsyslog baseline"; }
 
 ## Long soak and chaos runs (not part of CI).
 soak: setup

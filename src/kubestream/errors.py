@@ -13,8 +13,11 @@ Every error the agent raises on purpose is a ``KubestreamError``::
     │   │   └── TooLargeResourceVersionError  504 with cause ResourceVersionTooLarge
     │   ├── WatchStreamError         the watch stream broke (cut connection, bad frame, inactivity)
     │   └── KubeConnectionError      the API server could not be reached
+    │       └── KubeTlsError         the TLS handshake failed (untrusted certificate, name mismatch)
     ├── SinkError                    delivering a batch failed
     │   ├── SinkRetryableError       a retry may succeed (5xx, SlowDown, timeouts); may carry retry_after
+    │   │   └── SinkUnreachableError no answer at all (refused, reset, timed out): the sink is not reachable
+    │   ├── SinkRejectedError        this one object is refused for good (too large, bad name): a dead letter
     │   └── SinkFatalError           retrying cannot help (bad credentials, missing bucket, access denied)
     ├── SpoolFullError               the local spool reached its size bound (sources must pause)
     └── StateError                   the embedded state store is unusable
@@ -89,6 +92,15 @@ class KubeConnectionError(KubeError):
     """The API server could not be reached."""
 
 
+class KubeTlsError(KubeConnectionError):
+    """The TLS handshake with the API server failed: ``host`` and the verifier's ``reason``."""
+
+    def __init__(self, message: str, *, host: str, reason: str) -> None:
+        self.host = host
+        self.reason = reason
+        super().__init__(message)
+
+
 class SinkError(KubestreamError):
     """Delivering a batch to a sink failed."""
 
@@ -99,6 +111,15 @@ class SinkRetryableError(SinkError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class SinkUnreachableError(SinkRetryableError):
+    """The sink gave no answer at all (connection refused or reset, timeout): it is unreachable."""
+
+
+class SinkRejectedError(SinkError):
+    """The sink refuses this one object for good (413/EntityTooLarge, a key it cannot store);
+    other objects may go through, so the batch becomes a dead letter instead of stopping the agent."""
 
 
 class SinkFatalError(SinkError):

@@ -145,3 +145,62 @@ def finish_and_assert_exactly_once(agent: AgentProcess, workload: Workload, arch
     assert agent.terminate() == 0, agent.log()
     assert_exactly_once(records, workload.ledger)
     return records
+
+
+_PR_CAPBSET_DROP = 24
+_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH = 1, 2
+
+
+def _drop_file_permission_override() -> None:
+    """In the child before exec: root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH obeys file modes."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH):
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+class ModeBoundAgentProcess(AgentProcess):
+    """The agent as root but without the capabilities that bypass file modes, so a mode 000 file
+    really answers EACCES (the tests run as root, where it otherwise would not; a setuid to
+    nobody cannot run this venv's interpreter, which lives under /root)."""
+
+    def start(self) -> AgentProcess:
+        self.ready_file.unlink(missing_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kubestream.cli.main", "run", "--config", str(self.config),
+             "--ready-file", str(self.ready_file)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_drop_file_permission_override,
+        )
+        log.close()
+        return self
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for the agent's /metrics and /healthz)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The agent's /metrics as {(sample name, sorted labels): value}."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body) for s in family.samples}
+
+
+def healthz(port: int) -> int:
+    """The HTTP status of /healthz."""
+    import urllib.request
+
+    return int(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).status)

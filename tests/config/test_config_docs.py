@@ -63,8 +63,15 @@ def test_config_docs_example_passes_kubestream_validate(tmp_path: Path) -> None:
     assert match is not None, "the example block must follow its marker"
     example = tmp_path / "kubestream.yaml"
     example.write_text(match.group(1))
+    # validate checks the environment the way run does: the kubeconfig must exist, the state
+    # directory (relative in the example) must be creatable.
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("clusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443'}}]\n"
+                          "users: [{name: u, user: {}}]\n"
+                          "contexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n")
     result = subprocess.run([sys.executable, "-m", "kubestream.cli.main", "validate", "--config", str(example)],
-                            capture_output=True, text=True, timeout=60, check=False, env={"PATH": "/usr/bin:/bin"})
+                            capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+                            env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(kubeconfig), "NODE_NAME": "n1"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("config OK")
     assert "  sink:     s3://kubestream-archive " in result.stdout

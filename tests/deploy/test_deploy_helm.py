@@ -4,6 +4,8 @@ bundles libhelm_c, a C ABI over Helm's official Go SDK (v4), so this is real Hel
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,14 @@ from tests.deploy.deploy_support import (
     rules_of,
 )
 
-from kubestream.config.loader import load_config
+from kubestream.config.loader import load_config, settings_from_document
+from kubestream.config.settings import Settings
+from kubestream.errors import ConfigError
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk (dev extra) not installed")
 
 NAMESPACE = "observability"
+SCHEMA_GENERATOR = CHART.parent / "schema" / "generate.py"
 SWITCHES = {
     "default": None,
     "events-only": {"logs": {"enabled": False}},
@@ -139,3 +144,83 @@ def test_several_replicas_without_leader_election_is_refused() -> None:
     assert not objects(single, "Role") and not objects(single, "PodDisruptionBudget")
     assert yaml.safe_load(one(single, "ConfigMap", "ks-kubestream-events")["data"]["kubestream.yaml"])[
         "leader_election"]["enabled"] is False
+
+
+def _generator() -> Any:
+    spec = importlib.util.spec_from_file_location("generate_values_schema", SCHEMA_GENERATOR)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_values_schema_is_generated_from_the_settings_model() -> None:
+    committed = (CHART / "values.schema.json").read_text()
+    assert committed == _generator().render(), "run: .venv/bin/python deploy/helm/schema/generate.py"
+    # Every section of the settings tree is in it, so a new option cannot be missed.
+    definitions = json.loads(committed)["definitions"]
+    assert set(definitions["kubestreamConfig"]["properties"]) == set(Settings.model_fields)
+
+
+# (values, the readable line Helm must print). Each is also refused by kubestream itself.
+REFUSED = [
+    ({"config": {"sink": {"tpye": "s3"}}}, "- at '/config/sink': additional properties 'tpye' not allowed"),
+    ({"events": {"config": {"batch": {"max_recrods": 5}}}},
+     "- at '/events/config/batch': additional properties 'max_recrods' not allowed"),
+    ({"logs": {"config": {"encoding": {"format": "csv"}}}},
+     "- at '/logs/config/encoding/format': value must be one of 'ndjson', 'protobuf', 'parquet'"),
+    ({"config": {"batch": {"max_records": 0}}}, "- at '/config/batch/max_records': minimum: got 0, want 1"),
+    ({"config": {"server": {"port": "http"}}}, "- at '/config/server/port': 'http' does not match pattern"),
+    ({"config": {"kube": {"request_timeout_s": -1}}},
+     "- at '/config/kube/request_timeout_s': exclusiveMinimum: got -1, want 0"),
+]
+
+
+@pytest.mark.parametrize(("values", "line"), REFUSED, ids=[line.split("'")[1] for _, line in REFUSED])
+def test_chart_refuses_what_kubestream_refuses_with_one_readable_line(values: dict[str, Any], line: str) -> None:
+    with pytest.raises(helm.HelmValuesError) as caught:
+        render_chart(values)
+    problems = [p for p in str(caught.value).splitlines() if p.startswith("- ")]
+    assert len(problems) == 1 and problems[0].startswith(line), str(caught.value)
+    config = values.get("config") or next(v["config"] for v in values.values())
+    with pytest.raises(ConfigError):
+        settings_from_document(config, environ={})
+
+
+def test_image_tag_latest_is_refused_with_a_message_that_says_what_to_do() -> None:
+    with pytest.raises(helm.HelmValuesError) as caught:
+        render_chart({"image": {"tag": "latest"}})
+    message = str(caught.value)
+    assert "- at '/image/tag': value must be 'a pinned version such as 0.1.0 (latest is refused;" in message
+    assert "'not' failed" not in message
+    pinned = render_chart({"image": {"tag": "0.1.0"}})
+    assert one(pinned, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":0.1.0")
+
+
+def test_chart_accepts_what_kubestream_accepts_in_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Environment references and the textual forms pydantic accepts are not refused by the chart."""
+    values = {"config": {"batch": {"max_records": "${BATCH:-250}", "max_age_s": "2.5"},
+                         "encoding": {"format": "${FORMAT:-ndjson}"}, "server": {"enabled": "true"},
+                         "kube": {"context": None, "watch_timeout_s": [60, 120]}}}
+    monkeypatch.setenv("KUBESTREAM_CLUSTER_NAME", "c")
+    monkeypatch.setenv("KUBESTREAM_S3_BUCKET", "b")
+    path = tmp_path / "events.yaml"
+    path.write_text(one(render_chart(values), "ConfigMap", "ks-kubestream-events")["data"]["kubestream.yaml"])
+    settings = load_config(path).settings
+    assert (settings.batch.max_records, settings.batch.max_age_s) == (250, 2.5)
+
+
+def test_chart_binds_the_pod_address_its_probes_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {"KUBESTREAM_CLUSTER_NAME": "c", "KUBESTREAM_S3_BUCKET": "b", "NODE_NAME": "n1"}.items():
+        monkeypatch.setenv(key, value)
+    docs = render_chart(None, namespace=NAMESPACE)
+    for workload in (one(docs, "Deployment"), one(docs, "DaemonSet")):
+        pod = workload["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        config_map = next(v["configMap"]["name"] for v in pod["volumes"] if v["name"] == "config")
+        path = tmp_path / f"{config_map}.yaml"
+        path.write_text(one(docs, "ConfigMap", config_map)["data"]["kubestream.yaml"])
+        server = load_config(path).settings.server
+        assert server.host == "0.0.0.0", "kubestream's own default is loopback, unreachable for probes"
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports[container["readinessProbe"]["httpGet"]["port"]] == server.port

@@ -12,6 +12,8 @@ import pytest
 import yaml
 from tests.deploy.deploy_support import COMPAT, KUBE_VERSION, MANIFESTS, load_docs, manifest_files, one
 
+from kubestream.cli.main import build_parser
+from kubestream.config import Settings
 from kubestream.config.loader import load_config
 
 ALL_FILES = manifest_files()
@@ -139,8 +141,46 @@ def test_k8stream_compat_config_json_is_accepted_unchanged(tmp_path: Path) -> No
     assert settings.batch.max_records == 5
     deployment = one(COMPAT_DOCS, "Deployment", "k8stream")
     container = _container(deployment)
-    assert container["command"] == ["kubestream"] and container["args"] == ["run", "--config", "/data/config.json"]
+    assert container["command"] == ["kubestream"] and container["args"][:3] == ["run", "--config", "/data/config.json"]
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     # file_sink_dir is under /tmp; the relative state dir under the image's WORKDIR.
     assert {"/data", "/tmp", "/var/lib/kubestream"} <= mounts
     assert all(d["metadata"].get("namespace", "last9") == "last9" for d in COMPAT_DOCS)
+
+
+def _listen_address(container: dict[str, Any], config_text: str, tmp_path: Path) -> tuple[str, int]:
+    """Where the agent in ``container`` listens: its config's server section, overridden by the
+    command line exactly as ``kubestream run`` parses it."""
+    path = tmp_path / ("config.json" if config_text.lstrip().startswith("{") else "kubestream.yaml")
+    path.write_text(config_text)
+    server = load_config(path).settings.server
+    args = build_parser().parse_args(container["args"])
+    return (args.server_host or server.host), server.port
+
+
+def _probed_port(container: dict[str, Any]) -> int:
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    probe_ports = {container[probe]["httpGet"]["port"] for probe in ("livenessProbe", "readinessProbe")}
+    assert len(probe_ports) == 1
+    (port,) = probe_ports
+    return int(ports[port]) if isinstance(port, str) else int(port)
+
+
+@pytest.mark.parametrize(("docs", "workload", "config_map", "key"), [
+    (MAIN_DOCS, "kubestream-events", "kubestream-events", "kubestream.yaml"),
+    (MAIN_DOCS, "kubestream-logs", "kubestream-logs", "kubestream.yaml"),
+    (COMPAT_DOCS, "k8stream", "k8stream-config", "config.json"),
+])
+def test_every_workload_binds_the_pod_address_its_probes_use(
+        docs: list[dict[str, Any]], workload: str, config_map: str, key: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """kubestream listens on loopback by default (a laptop run exposes nothing); the kubelet's
+    probes and Prometheus reach the pod IP, so every manifest must bind the pod's address."""
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    assert Settings().server.host == "127.0.0.1"
+    container = _container(next(d for d in docs if d["kind"] in ("Deployment", "DaemonSet")
+                                and d["metadata"]["name"] == workload))
+    host, port = _listen_address(container, one(docs, "ConfigMap", config_map)["data"][key], tmp_path)
+    assert host == "0.0.0.0"
+    assert port == _probed_port(container) == 9102

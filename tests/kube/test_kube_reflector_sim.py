@@ -73,6 +73,18 @@ async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
             await asyncio.sleep(0.02)
 
 
+def is_rv_probe(path: str) -> bool:
+    """The reflector's one-item quorum list asking the server's RV (see Reflector._rewound)."""
+    query = path.split("?", 1)[1].split("&") if "?" in path else []
+    return "limit=1" in query and not any(q.startswith("continue=") for q in query)
+
+
+def full_lists(server: SimServer, resource: str = "pods") -> list[Any]:
+    """List requests of ``resource`` that are (pages of) real lists, not RV probes."""
+    return [rq for rq in server.requests.records()
+            if rq.verb == "list" and rq.resource == resource and not is_rv_probe(rq.path)]
+
+
 def server_pods(server: SimServer, **kw: Any) -> dict[str, int]:
     return {p["metadata"]["uid"]: int(p["metadata"]["resourceVersion"]) for p in server.cluster.list("pods", **kw)}
 
@@ -152,7 +164,7 @@ async def test_relist_after_in_stream_410_is_paged_quorum_read(sim_server: SimSe
     finally:
         await stop(task)
         await client.close()
-    lists = [rq for rq in sim_server.requests.records() if rq.verb == "list" and rq.resource == "pods"]
+    lists = full_lists(sim_server)
     # Both lists are quorum reads in pages of 2: 5 pods, then 5 again (p4 gone, p5 new).
     assert len(lists) == 3 + 3
     assert all("resourceVersion" not in rq.path and "limit=2" in rq.path for rq in lists)
@@ -170,7 +182,7 @@ async def test_field_scoped_first_list_reads_the_watch_cache(sim_server: SimServ
     task = await running(r)
     await stop(task)
     assert [p.name for p in rec.store.items()] == ["mine"]
-    lists = [rq for rq in sim_server.requests.records() if rq.verb == "list"]
+    lists = full_lists(sim_server)
     assert len(lists) == 1 and "resourceVersion=0" in lists[0].path
     assert lists[0].field_selector == "spec.nodeName=node-1"
 
@@ -205,7 +217,7 @@ async def test_dropped_and_cut_watches_lose_and_duplicate_nothing(sim_server: Si
     for _, uid, rv in seen:
         by_uid.setdefault(uid, []).append(rv)
     assert all(rvs == sorted(rvs) for rvs in by_uid.values()), "an older event came after a newer one"
-    assert sim_server.requests.count(verb="list", resource="pods") == 1  # recovered without relisting
+    assert len(full_lists(sim_server)) == 1  # recovered without relisting
     broken = {reason: metrics.watch_restarts.labels(resource="pods", reason=reason)._value.get()
               for reason in ("stream_error", "bad_frame")}
     assert sum(broken.values()) >= 6, broken  # every round really broke the stream
@@ -235,7 +247,7 @@ async def test_5xx_storm_backs_off_then_recovers(sim_server: SimServer, tmp_path
     # and full jitter the expected count is about 5, bounded well below 12.
     assert 2 <= during <= 12, during
     assert metrics.watch_restarts.labels(resource="pods", reason="server_error")._value.get() >= 1
-    assert sim_server.requests.count(verb="list", resource="pods") == 1  # resumed, never relisted
+    assert len(full_lists(sim_server)) == 1  # resumed, never relisted
 
 
 async def test_429_storm_honours_retry_after_without_relist(sim_server: SimServer, tmp_path: Path) -> None:
@@ -260,7 +272,7 @@ async def test_429_storm_honours_retry_after_without_relist(sim_server: SimServe
     # Retry-After 1 s over a 2 s storm: about 3 attempts (tiny backoff alone would make ~100).
     assert attempts <= 5, attempts
     assert waited >= 1.5
-    assert sim_server.requests.count(verb="list", resource="pods") == 1
+    assert len(full_lists(sim_server)) == 1
 
 
 async def test_resume_from_start_rv_skips_the_list(sim_server: SimServer, kube_client: KubeClient,
@@ -277,7 +289,7 @@ async def test_resume_from_start_rv_skips_the_list(sim_server: SimServer, kube_c
         await stop(task)
     assert [(e.type, e.obj.name if e.obj else None) for e in rec.events if e.type is not EventType.BOOKMARK] == [
         (EventType.ADDED, "after")]
-    assert sim_server.requests.count(verb="list", resource="pods") == 0
+    assert full_lists(sim_server) == []  # only the RV probe (limit=1) before resuming
 
 
 async def test_resume_from_compacted_rv_relists(sim_server: SimServer, kube_client: KubeClient,
@@ -313,7 +325,7 @@ async def test_inactivity_and_server_timeout_rewatch_without_relist(sim_factory:
     finally:
         await stop(task)
         await client.close()
-    assert server.requests.count(verb="list", resource="pods") == 1
+    assert len(full_lists(server)) == 1
 
 
 async def test_server_timeout_rewatches_immediately(sim_server: SimServer, tmp_path: Path) -> None:
@@ -331,7 +343,7 @@ async def test_server_timeout_rewatches_immediately(sim_server: SimServer, tmp_p
     assert metrics.watch_restarts.labels(resource="pods", reason="timeout")._value.get() >= 2
     watch_query = next(rq.path for rq in sim_server.requests.records() if rq.verb == "watch")
     assert "timeoutSeconds=1&" in watch_query or watch_query.endswith("timeoutSeconds=1")
-    assert sim_server.requests.count(verb="list", resource="pods") == 1
+    assert len(full_lists(sim_server)) == 1
 
 
 async def test_unauthorized_keeps_retrying_with_backoff(sim_factory: Callable[..., SimServer], tmp_path: Path) -> None:

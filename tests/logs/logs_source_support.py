@@ -209,3 +209,31 @@ async def finish_and_assert_exactly_once(rig: Rig, writer: NodeLogWriter) -> Cou
         writer.stop()
     assert_exactly_once(got, writer.ledger.keys())
     return got
+
+
+# -- hand-written container logs (hostile-file tests) ------------------------------------------
+
+CRI_TS = b"2026-01-01T00:00:00.000000001Z"
+
+
+def container_log_path(tmp: Path, pod_name: str, *, container: str = "app", name: str = "0.log",
+                       uid: str | None = None) -> Path:
+    """``<tmp>/pods/default_<pod>_<uid>/<container>/<name>`` (directories created, file not)."""
+    path = tmp / "pods" / f"default_{pod_name}_{uid or uuid.uuid4()}" / container / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_cri(path: Path, *messages: str, first_line: bytes | None = None) -> None:
+    """Append full CRI lines (one write each, as a runtime does); ``first_line`` goes first, raw."""
+    with path.open("ab") as f:
+        if first_line is not None:
+            f.write(first_line)
+        for message in messages:
+            f.write(CRI_TS + b" stdout F " + message.encode() + b"\n")
+            f.flush()
+
+
+def archived_messages(out_dir: Path) -> Counter[tuple[str, str]]:
+    """(pod name, message) of every archived record, counted."""
+    return Counter((str(r["kubernetes"]["pod_name"]), str(r["message"])) for r in read_archive(out_dir))

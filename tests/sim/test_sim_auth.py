@@ -54,9 +54,16 @@ def test_rate_limit_is_plain_text_429(sim_factory) -> None:  # type: ignore[no-u
 def test_error_storm_and_slow(sim_server: SimServer) -> None:
     sim_server.faults.error_storm(429, 0.3, retry_after=2, resource="pods", verbs=["list"])
     storm = http(sim_server, "GET", "/api/v1/pods")
-    assert (storm.status, storm.headers["Retry-After"], storm.json["reason"]) == (429, "2", "TooManyRequests")
-    assert storm.json["details"]["retryAfterSeconds"] == 2
+    # spec §6: an injected 429 has flow control's shape (Go http.Error), not a JSON Status.
+    assert (storm.status, storm.headers["Retry-After"], storm.raw) == (
+        429, "2", b"Too many requests, please try again later.\n")
+    assert storm.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert storm.headers["X-Content-Type-Options"] == "nosniff"
     assert http(sim_server, "GET", "/api/v1/namespaces").status == 200  # other resources unaffected
+    sim_server.faults.error_storm(429, 0.3, retry_after=2, resource="nodes", as_status=True)
+    cache_not_ready = http(sim_server, "GET", "/api/v1/nodes")
+    assert (cache_not_ready.json["reason"], cache_not_ready.json["details"]["retryAfterSeconds"]) == (
+        "TooManyRequests", 2)
     time.sleep(0.35)
     assert http(sim_server, "GET", "/api/v1/pods").status == 200
     sim_server.faults.error_storm(503, 5)

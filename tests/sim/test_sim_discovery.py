@@ -7,6 +7,7 @@ import re
 from kubestream.sim import discovery
 from kubestream.sim.discovery import AGGREGATED_CONTENT_TYPE
 from kubestream.sim.resources import RESOURCES, group_versions
+from kubestream.sim.versions import kube_version
 
 KUBECTL_DISCOVERY_ACCEPT = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
@@ -15,13 +16,14 @@ KUBECTL_DISCOVERY_ACCEPT = (
 )
 
 
-def test_version_reports_minor_32_with_every_version_info_field() -> None:
+def test_version_reports_the_kube_version_with_every_version_info_field() -> None:
     info = discovery.version_info()
     assert set(info) == {"major", "minor", "gitVersion", "gitCommit", "gitTreeState",
                          "buildDate", "goVersion", "compiler", "platform"}
-    assert (info["major"], info["minor"]) == ("1", "32")
-    assert re.fullmatch(r"v1\.32\.\d+-kubestream-sim", info["gitVersion"])
+    assert (info["major"], info["minor"]) == ("1", "35")  # the default --kube-version
+    assert re.fullmatch(r"v1\.35\.\d+-kubestream-sim", info["gitVersion"])
     assert all(isinstance(v, str) and v for v in info.values())
+    assert discovery.version_info(kube_version("1.32"))["minor"] == "32"
 
 
 def test_kubectl_accept_header_selects_aggregated_v2() -> None:

@@ -250,6 +250,7 @@ def test_delete_pod_finishes(kubectl: Kubectl) -> None:
 def test_delete_scheduled_pod_waits_for_the_graceful_deletion(kubectl: Kubectl) -> None:
     pod = _pod("bound", phase="Running")
     pod["spec"]["nodeName"] = "node-1"
+    pod["spec"]["terminationGracePeriodSeconds"] = 2  # kubectl waits out the pod's own grace period
     kubectl.server.cluster.create("pods", pod)
     assert kubectl.ok("delete", "pod", "bound").strip() == 'pod "bound" deleted'
     assert kubectl.server.cluster.list("pods") == []

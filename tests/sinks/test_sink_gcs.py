@@ -17,7 +17,7 @@ import pytest
 
 from conftest import Fault, FaultProxy
 from kubestream.config.settings import GCSSinkSettings, Settings, SinkSettings
-from kubestream.errors import ConfigError, SinkFatalError, SinkRetryableError
+from kubestream.errors import ConfigError, SinkFatalError, SinkRetryableError, SinkUnreachableError
 from kubestream.sinks.base import Sink, SinkReader
 from kubestream.sinks.factory import make_sink
 from kubestream.sinks.objectstore import THROTTLE_RETRY_AFTER_S, GCSSink
@@ -66,9 +66,10 @@ def test_unusable_credentials_files_are_config_errors(tmp_path: Path) -> None:
         GCSSink(GCSSinkSettings())
 
 
-async def test_check_fails_with_one_line_when_nothing_listens(emulator_account: Path) -> None:
+async def test_check_says_unreachable_in_one_line_when_nothing_listens(emulator_account: Path) -> None:
+    # Not fatal: an outage at start is waited out (the agent retries the check).
     sink = GCSSink(gcs_settings("http://127.0.0.1:9", emulator_account, attempt_timeout_s=2.0))
-    with pytest.raises(SinkFatalError) as caught:
+    with pytest.raises(SinkUnreachableError) as caught:
         await sink.check()
     line = str(caught.value)
     assert "\n" not in line and "'ks-bucket'" in line and "http://127.0.0.1:9" in line

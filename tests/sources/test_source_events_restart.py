@@ -73,6 +73,8 @@ async def test_deleted_rows_are_pruned_only_once_the_watch_position_passed_them(
     await harness.feed(EventType.ADDED, core_event("a", 10, count=1))
     await harness.feed(EventType.MODIFIED, core_event("a", 11, count=2))
     harness.sink.commit()
+    # A record in flight: the pipeline is not idle, so the deletion cannot be committed directly.
+    await harness.feed(EventType.ADDED, core_event("w", 19))
     await harness.feed(EventType.DELETED, core_event("a", 20, count=2))
     await harness.feed(EventType.ADDED, core_event("b", 21))
     # The deletion rides on b's checkpoint: not committed yet, so the row must stay.
@@ -132,6 +134,8 @@ async def test_a_deletion_committed_with_list_records_does_not_prune_before_the_
     await harness.listing([], list_rv=5)
     await harness.feed(EventType.ADDED, core_event("x", 10, count=3))
     harness.sink.commit()
+    # A record in flight: the pipeline is not idle, so the deletion cannot be committed directly.
+    await harness.feed(EventType.ADDED, core_event("w", 17))
     # A change that is not an occurrence (same count) exports nothing and so moves nothing.
     await harness.feed(EventType.MODIFIED, core_event("x", 18, count=3))
     await harness.feed(EventType.DELETED, core_event("x", 20, count=3))
@@ -141,14 +145,14 @@ async def test_a_deletion_committed_with_list_records_does_not_prune_before_the_
     assert harness.rows()["x"] == (3, 20)
 
     harness.restart()
-    assert harness.source.resume_rv == 10
+    assert harness.source.resume_rv == 17
     # The resumed watch replays x's non-occurrence change: x must still be known, not new.
     await harness.feed(EventType.MODIFIED, core_event("x", 18, count=3))
     await harness.feed(EventType.DELETED, core_event("x", 20, count=3))
     await harness.feed(EventType.MODIFIED, core_event("z", 31, count=2))
     assert harness.sink.deltas() == [("z", 1)]
     harness.sink.commit()
-    assert set(harness.rows()) == {"z"}
+    assert set(harness.rows()) == {"w", "z"}
 
 
 async def test_a_lagging_list_does_not_declare_newer_events_gone(harness: Harness) -> None:
@@ -160,3 +164,15 @@ async def test_a_lagging_list_does_not_declare_newer_events_gone(harness: Harnes
     assert harness.rows()["n"] == (2, None)
     await harness.feed(EventType.MODIFIED, core_event("n", 51, count=3))
     assert harness.sink.deltas() == [("n", 2), ("n", 1)]
+
+
+async def test_a_deletion_on_a_quiet_stream_is_committed_at_once(harness: Harness) -> None:
+    # Events watches get no bookmarks: with no later record to carry it, an expired event's
+    # deletion must still reach the table, or its row would stay as a live one for ever.
+    await harness.listing([], list_rv=5)
+    await harness.feed(EventType.ADDED, core_event("q", 10, count=2))
+    harness.sink.commit()
+    await harness.feed(EventType.DELETED, core_event("q", 30, count=2))
+    assert "q" not in harness.rows()
+    harness.restart()
+    assert harness.source.resume_rv == 30

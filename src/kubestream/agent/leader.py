@@ -31,6 +31,7 @@ from kubernetes.aio.client import CoordinationV1Api, V1Lease, V1LeaseSpec, V1Obj
 from kubernetes.aio.client.exceptions import ApiException
 
 from kubestream.config.settings import KubeSettings, LeaderElectionSettings
+from kubestream.errors import ConfigError
 from kubestream.kube.client import KubeClient
 from kubestream.kube.reflector import EventType, Reflector, ReflectorEvent, ResourceRef
 from kubestream.obs.metrics import Metrics
@@ -83,7 +84,9 @@ class LeaderElector:
     def __init__(self, client: KubeClient, settings: LeaderElectionSettings, kube: KubeSettings, *,
                  metrics: Metrics | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         if settings.renew_deadline_s >= settings.lease_duration_s:
-            raise ValueError("leader_election.renew_deadline_s must be below lease_duration_s")
+            # The loader checks this too (check_settings); settings built in code reach here unchecked.
+            raise ConfigError(f"must be below leader_election.lease_duration_s ({settings.lease_duration_s:g})",
+                              key="leader_election.renew_deadline_s")
         self.settings = settings
         self.name = settings.lease_name
         self.namespace = settings.namespace or os.environ.get("POD_NAMESPACE") or "default"

@@ -21,9 +21,11 @@ import shutil
 import time
 from dataclasses import dataclass
 
+from kubestream.archive.formats import read_records
+from kubestream.archive.store import ArchiveStore, FileArchive, read_live
 from kubestream.config.settings import Settings
-from kubestream.pipeline.encode import make_encoder
 from kubestream.sinks.base import SinkReader
+from kubestream.sinks.file import FileSink
 from kubestream.sources.event_state import EventState, Watermark
 from kubestream.state.store import StateStore
 
@@ -58,32 +60,45 @@ def wipe_local_state(settings: Settings) -> None:
 
 
 async def rebuild_from_archive(settings: Settings, reader: SinkReader, state: StateStore) -> RebuildResult:
-    """Seed the events source's state with what the archive already holds."""
+    """Seed the events source's state with what the archive already holds.
+
+    Compacted partitions are read like a query reads them (``archive.catalog.live_keys``): the
+    compacted files instead of the sources they replace, never both, even while a compactor is
+    between writing them and deleting the sources.
+    """
     started = time.monotonic()
-    codec = make_encoder(settings.encoding)
+    # The file sink's own listing walks folders in hash order; the archive's lists a folder's
+    # files before its sub-folders, which is what reading beside a compactor needs.
+    archive: SinkReader | ArchiveStore = FileArchive(reader) if isinstance(reader, FileSink) else reader
     own = f"{settings.sink.stream_uid}-"
     marks: dict[str, Watermark] = {}
     objects = records = 0
     for prefix in hour_prefixes(settings, dt.datetime.now(dt.UTC)):
-        for key in await reader.list_keys(prefix):
-            if not key.rsplit("/", 1)[-1].startswith(own):
-                continue  # another stream sharing the prefix
+        # Other streams may share the prefix; compacted files are named after their stream too.
+        for key, data in await read_live(archive, prefix, keep=lambda k: k.rsplit("/", 1)[-1].startswith(own)):
             objects += 1
-            for record in codec.decode(await reader.get(key)):
-                event = record.get("event") or {}
-                uid, count, rv = event.get("uid"), event.get("count"), event.get("resource_version")
-                if not uid or count is None:
-                    continue
-                records += 1
-                mark = marks.get(uid)
-                if mark is None:
-                    marks[uid] = Watermark(int(count), int(rv or 0))
-                else:
-                    mark.occurrences = max(mark.occurrences, int(count))
-                    mark.rv = max(mark.rv, int(rv or 0))
+            for record in read_records(key, data, protobuf_message=settings.encoding.protobuf_message):
+                records += _absorb(record, marks)
     # An empty archive is a genuine first start: the configured `since` policy applies.
     EventState(state).write(baselines=marks, initialized=bool(marks))
     result = RebuildResult(objects, records, len(marks), time.monotonic() - started)
     log.info("rebuilt export state from the archive: %d objects, %d records, %d events in %.2f s",
              result.objects, result.records, result.events, result.seconds)
     return result
+
+
+def _absorb(record: dict[str, object], marks: dict[str, Watermark]) -> int:
+    """Raise the watermark of the record's event; 1 if it was an event record, else 0."""
+    event = record.get("event")
+    if not isinstance(event, dict):
+        return 0
+    uid, count, rv = event.get("uid"), event.get("count"), event.get("resource_version")
+    if not uid or count is None:
+        return 0
+    mark = marks.get(uid)
+    if mark is None:
+        marks[uid] = Watermark(int(count), int(rv or 0))
+    else:
+        mark.occurrences = max(mark.occurrences, int(count))
+        mark.rv = max(mark.rv, int(rv or 0))
+    return 1

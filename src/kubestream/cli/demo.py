@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import shlex
 import shutil
 import sys
 import time
@@ -143,7 +144,6 @@ def _summary(out: Path, ledger: EventLedger, elapsed: float, stream: TextIO) -> 
     top = ", ".join(f"{k} {v}" for k, v in reasons.most_common(5))
     verdict = "matches the simulator's ledger exactly" if matches else "DIFFERS from the simulator's ledger"
     example = files[0].relative_to(out.parent) if files else "(none)"
-    rel = archive.relative_to(out.parent) if archive.is_relative_to(out.parent) else archive
     print(f"""
 kubestream demo finished in {elapsed:.1f} s
   written:   {ledger.total()} event occurrences ({len(truth)} events) by the simulated recorders
@@ -152,10 +152,31 @@ kubestream demo finished in {elapsed:.1f} s
   top:       {top}
   files:     {example}
 next:
-  zcat {example} | head -1 | python3 -m json.tool
-  duckdb -c "select event.reason, sum(event.count_delta) n from read_json_auto('{rel}/events/**/*.ndjson.gz') group by 1 order by n desc"
-  kubestream sim --kubeconfig-out sim.kubeconfig   # then point kubectl (KUBECONFIG=sim.kubeconfig) or the agent at it
+{_next_steps(out, files)}
   config used: {out / 'kubestream.yaml'}""", file=stream)
+
+
+def _kubestream_command() -> str:
+    """How to run this kubestream again, as a full path (the venv need not be activated)."""
+    script = Path(sys.executable).parent / "kubestream"
+    return shlex.quote(str(script)) if script.exists() else f"{shlex.quote(sys.executable)} -m kubestream.cli.main"
+
+
+def _next_steps(out: Path, files: list[Path]) -> str:
+    """Commands to try on the demo's archive, runnable as printed (tests/query/test_query_docs.py runs them)."""
+    ks, archive = _kubestream_command(), shlex.quote(str(out / "archive"))
+    steps = [
+        f'{ks} query --archive {archive} "select reason, sum(count_delta) occurrences from events '
+        f'group by 1 order by 2 desc limit 10"',
+        f"{ks} timeline sts/db -n payments --archive {archive} --since 1h",
+        f"{ks} timeline sts/db -n payments --archive {archive} --since 1h "
+        f"--html {shlex.quote(str(out / 'timeline.html'))}   # then open it in a browser",
+    ]
+    if files:
+        steps.append(f"zcat {shlex.quote(str(files[0]))} | head -1 | python3 -m json.tool")
+    steps.append(f"{ks} sim --kubeconfig-out sim.kubeconfig   # then point kubectl (KUBECONFIG=sim.kubeconfig) "
+                 "or the agent at it")
+    return "\n".join(f"  {step}" for step in steps)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,7 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "validate":
             from kubestream.cli.validate import validate_command
 
-            return validate_command(_config_path(args), check_sinks=args.check_sinks)
+            return validate_command(_config_path(args), check_sinks=args.check_sinks, server_host=args.server_host)
+        if args.command == "compact":
+            return _compact_command(args)
+        if args.command in ("query", "timeline"):
+            return _read_command(args)
         return _run_command(args)
     except ConfigError as exc:
         print(f"kubestream: config error: {exc}", file=sys.stderr)
@@ -68,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     config_option.add_argument(
         "--config", "-c", type=Path, default=None,
         help=f"configuration file, YAML or JSON (default: ${CONFIG_ENV})")
+    # For configurations that cannot say it themselves: a k8stream config.json has no server
+    # section, yet in a pod the probes need a non-loopback address.
+    config_option.add_argument(
+        "--server-host", default=None, metavar="ADDRESS",
+        help="listen address of /metrics, /healthz and /readyz (overrides server.host)")
 
     parser = argparse.ArgumentParser(
         prog="kubestream", description="Kubernetes Events and container logs into an exactly-once archive.")
@@ -80,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", parents=[config_option, logging_options], help="check a configuration file and exit")
     validate.add_argument("--check-sinks", action="store_true",
                           help="also connect to the sink and verify it is writable")
+    from kubestream.cli.compact import add_parser as add_compact_parser
+
+    add_compact_parser(commands, [config_option, logging_options])
+    from kubestream.cli.query import add_query_parser
+    from kubestream.cli.timeline import add_timeline_parser
+
+    add_query_parser(commands, [logging_options])
+    add_timeline_parser(commands, [logging_options])
     commands.add_parser("version", help="print versions and exit")
     commands.add_parser("sim", add_help=False, help="run the simulated cluster (arguments: kubestream sim --help)")
     commands.add_parser("demo", add_help=False, help="run the demo (arguments: kubestream demo --help)")
@@ -144,8 +161,12 @@ def _run_command(args: argparse.Namespace) -> int:
     loaded = load_config(_config_path(args))
     log_settings = _log_settings(loaded.settings.log, args)
     setup_logging(log_settings)
-    settings: Settings = loaded.settings.model_copy(update={"log": log_settings})
-    log.info("configuration loaded", extra={"path": str(loaded.path), "k8stream_compat": loaded.k8stream_compat})
+    update: dict[str, object] = {"log": log_settings}
+    if args.server_host is not None:
+        update["server"] = loaded.settings.server.model_copy(update={"host": args.server_host})
+    settings: Settings = loaded.settings.model_copy(update=update)
+    # Debug, not info: a configuration the preflight then refuses must leave exactly one line.
+    log.debug("configuration loaded", extra={"path": str(loaded.path), "k8stream_compat": loaded.k8stream_compat})
     from kubestream.agent.runner import run_agent
 
     try:
@@ -155,6 +176,27 @@ def _run_command(args: argparse.Namespace) -> int:
     except KubestreamError as exc:
         print(f"kubestream: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _compact_command(args: argparse.Namespace) -> int:
+    from kubestream.cli.compact import compact_command
+
+    loaded = load_config(_config_path(args))
+    log_settings = _log_settings(loaded.settings.log, args)
+    setup_logging(log_settings)
+    return compact_command(loaded.settings.model_copy(update={"log": log_settings}), args)
+
+
+def _read_command(args: argparse.Namespace) -> int:
+    """``query`` and ``timeline``: warnings only (one line per skipped object), on stderr."""
+    setup_logging(_log_settings(LogSettings(level="warning"), args))
+    if args.command == "query":
+        from kubestream.cli.query import query_command
+
+        return query_command(args)
+    from kubestream.cli.timeline import timeline_command
+
+    return timeline_command(args)
 
 
 def _run_passthrough(args: argparse.Namespace, rest: list[str]) -> int:

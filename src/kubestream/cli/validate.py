@@ -1,9 +1,15 @@
-"""``kubestream validate``: check a configuration file (and optionally the sink) without running."""
+"""``kubestream validate``: check a configuration file (and optionally the sink) without running.
+
+It runs the agent's own preflight (kubestream.agent.preflight) after loading, the same function
+``kubestream run`` calls before it starts anything, so the two accept and refuse the same
+configurations with the same line.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from kubestream.config.loader import LoadedConfig, load_config
@@ -14,10 +20,20 @@ EXIT_OK = 0
 EXIT_SINK = 3
 
 
-def validate_command(path: Path, *, check_sinks: bool) -> int:
+def validate_command(path: Path, *, check_sinks: bool, server_host: str | None = None) -> int:
     """Print ``config OK`` and a summary, or raise ``ConfigError``; with ``check_sinks`` also
-    build the sink and verify it is writable (exit 3 with one line if it is not)."""
+    build the sink and verify it is writable (exit 3 with one line if it is not).
+
+    Preflight warnings go to stderr, one ``kubestream: warning:`` line each."""
     loaded = load_config(path)
+    if server_host is not None:
+        server = loaded.settings.server.model_copy(update={"host": server_host})
+        loaded = replace(loaded, settings=loaded.settings.model_copy(update={"server": server}))
+    # Imported here: preflight builds the sink, which loads its client library.
+    from kubestream.agent.preflight import preflight
+
+    for warning in asyncio.run(preflight(loaded.settings)):
+        print(f"kubestream: warning: {warning}", file=sys.stderr)
     print(summary(loaded))
     if not check_sinks:
         return EXIT_OK

@@ -25,6 +25,9 @@ from kubestream.errors import ConfigError
 _NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATORS: Final = (":-", ":?", "-", "?")
 _FORMS_HINT: Final = "expected ${NAME}, ${NAME:-default} or ${NAME:?message}"
+MAX_NESTING: Final = 16
+"""References nested deeper than this are refused (resolving them recurses)."""
+_MAX_SHOWN_REFERENCE: Final = 60
 
 KeyPath = tuple[str | int, ...]
 
@@ -35,7 +38,8 @@ class InterpolationError(ValueError):
     def __init__(self, reference: str, problem: str) -> None:
         self.reference = reference
         self.problem = problem
-        super().__init__(f"{reference} — {problem}")
+        shown = reference if len(reference) <= _MAX_SHOWN_REFERENCE else reference[: _MAX_SHOWN_REFERENCE - 3] + "..."
+        super().__init__(f"{shown} — {problem}")
 
 
 def format_key_path(path: KeyPath) -> str:
@@ -89,7 +93,10 @@ def interpolate_string(text: str, environ: Mapping[str, str]) -> str:
 
 
 def _closing_brace(text: str, start: int) -> int:
-    """Index of the ``}`` that closes a reference opened before ``start``, counting nested ones."""
+    """Index of the ``}`` that closes a reference opened before ``start``, counting nested ones.
+
+    Raises ``InterpolationError`` beyond ``MAX_NESTING`` levels, before anything recurses.
+    """
     depth = 1
     i = start
     while i < len(text):
@@ -98,6 +105,8 @@ def _closing_brace(text: str, start: int) -> int:
             continue
         if text.startswith("${", i):
             depth += 1
+            if depth > MAX_NESTING:
+                raise InterpolationError(text[start - 2 :], f"references nested more than {MAX_NESTING} deep")
             i += 2
             continue
         if text[i] == "}":

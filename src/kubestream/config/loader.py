@@ -25,7 +25,7 @@ from kubestream.config.settings import Settings
 from kubestream.config.suggest import closest
 from kubestream.errors import ConfigError
 
-__all__ = ["LoadedConfig", "check_settings", "load_config", "load_settings", "parse_duration",
+__all__ = ["MAX_CONFIG_BYTES", "MAX_DEPTH", "LoadedConfig", "check_depth", "check_settings", "load_config", "load_settings", "parse_duration",
            "settings_from_document"]
 
 _YAML_SUFFIXES: Final = frozenset({".yaml", ".yml"})
@@ -35,6 +35,10 @@ _SECRET_OPTIONS: Final = frozenset({"access_key_id", "secret_access_key", "sessi
                                     "aws_access_key", "aws_secret_access_key",
                                     "access_key", "sas_token", "connection_string"})
 _MAX_SHOWN_INPUT: Final = 60
+# Hostile-input bounds. A real configuration is a few KiB and a handful of levels deep; these
+# are far above that and far below what exhausts memory or Python's recursion limit.
+MAX_CONFIG_BYTES: Final = 1024 * 1024
+MAX_DEPTH: Final = 32
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ def settings_from_document(document: object, *, environ: Mapping[str, str] | Non
         document = {}
     if not isinstance(document, Mapping):
         raise ConfigError(f"the top level must be a mapping of sections (got {type(document).__name__})")
+    check_depth(document, "the configuration")
     mixed = k8stream.mixed_format_error(document, _SECTIONS)
     if mixed is not None:
         raise mixed
@@ -82,6 +87,23 @@ def settings_from_document(document: object, *, environ: Mapping[str, str] | Non
     return LoadedConfig(settings, None, compat)
 
 
+def check_depth(document: object, where: str) -> None:
+    """Refuse a document nested deeper than ``MAX_DEPTH`` (interpolation and validation recurse).
+
+    Iterative on purpose: the check must not itself hit the recursion limit it guards against.
+    """
+    stack: list[tuple[object, int]] = [(document, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{where}: nested deeper than {MAX_DEPTH} levels; a kubestream configuration "
+                              "is only a few levels deep")
+        if isinstance(node, Mapping):
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+
+
 def check_settings(settings: Settings) -> None:
     """Rules that span options or need parsing; raises ``ConfigError`` with the key path."""
     try:
@@ -96,6 +118,12 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError(f"must not exceed kube.backoff_max_s ({kube.backoff_max_s})", key="kube.backoff_initial_s")
     if sink.retry_initial_s > sink.retry_max_s:
         raise ConfigError(f"must not exceed sink.retry_max_s ({sink.retry_max_s})", key="sink.retry_initial_s")
+    election = settings.leader_election
+    if election.renew_deadline_s >= election.lease_duration_s:
+        # A holder that may go on exporting as long as a standby waits before taking over would
+        # let both export at once.
+        raise ConfigError(f"must be below leader_election.lease_duration_s ({election.lease_duration_s:g})",
+                          key="leader_election.renew_deadline_s")
     _check_s3(settings)
     _check_gcs(settings)
     _check_azure(settings)
@@ -139,8 +167,19 @@ def _check_azure(settings: Settings) -> None:
 
 
 def _read_document(path: Path) -> object:
+    document = _parse_document(_read_text(path), path)
+    check_depth(document, str(path))
+    return document
+
+
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB; a kubestream configuration "
+                              "is a few KiB")
+        return data.decode("utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -149,6 +188,11 @@ def _read_document(path: Path) -> object:
         raise ConfigError(f"{path}: permission denied") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _parse_document(text: str, path: Path) -> object:
     suffix = path.suffix.lower()
     if suffix in _YAML_SUFFIXES:
         return _parse_yaml(text, path)
@@ -172,6 +216,10 @@ def _parse_json(text: str, path: Path) -> object:
         return json.loads(text, object_pairs_hook=_reject_duplicate_json_keys)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: JSON syntax error: {exc.msg}") from None
+    except RecursionError:
+        # The C decoder stops cleanly at the recursion limit; check_depth words the same bound.
+        raise ConfigError(f"{path}: nested deeper than {MAX_DEPTH} levels; a kubestream configuration "
+                          "is only a few levels deep") from None
     except _DuplicateKey as exc:
         raise ConfigError(f"{path}: JSON error: duplicate key {exc.key!r}") from None
 
@@ -191,8 +239,35 @@ def _reject_duplicate_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+class _RefusedYaml(yaml.MarkedYAMLError):
+    """Valid YAML that a configuration does not accept (anchors, aliases, excessive nesting)."""
+
+
 class _StrictYamlLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys: YAML's "last one wins" silently drops options."""
+    """SafeLoader that rejects duplicate keys (YAML's "last one wins" silently drops options),
+    anchors and aliases, and nesting deeper than ``MAX_DEPTH``.
+
+    Aliases are refused outright rather than budgeted: nine nested anchors of ten aliases each
+    (a "billion laughs") are 90 aliases that expand to 10^9 values once the tree is copied, so
+    no alias count is both useful and safe, and a configuration never needs them.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _RefusedYaml(problem="anchors and aliases (&name, *name, <<: *name) are not accepted in a "
+                                       "kubestream configuration; write the values out",
+                               problem_mark=event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _RefusedYaml(problem=f"nested deeper than {MAX_DEPTH} levels; a kubestream configuration "
+                                           "is only a few levels deep", problem_mark=event.start_mark)
+            return super().compose_node(parent, index)  # type: ignore[no-untyped-call]
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: set[object] = set()
@@ -210,6 +285,10 @@ class _StrictYamlLoader(yaml.SafeLoader):
 def _parse_yaml(text: str, path: Path) -> object:
     try:
         return yaml.load(text, Loader=_StrictYamlLoader)  # a SafeLoader subclass: no arbitrary objects
+    except _RefusedYaml as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: {exc.problem}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)

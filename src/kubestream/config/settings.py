@@ -14,7 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # allow_inf_nan=False: every float of the tree is a time or size bound, and `.inf`/NaN would
+    # turn a bound into "never" (or a comparison that is always false) without a word.
+    # use_attribute_docstrings: the docstrings below become the JSON schema's descriptions
+    # (deploy/helm/kubestream/values.schema.json is generated from this tree).
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False,
+                              use_attribute_docstrings=True)
 
 
 class KubeSettings(_Section):
@@ -192,7 +197,9 @@ class ServerSettings(_Section):
     """/metrics, /healthz and /readyz."""
 
     enabled: bool = True
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
+    """Listen address. Loopback by default, so a laptop run exposes nothing; the manifests and the
+    chart set 0.0.0.0 (the pod's own network namespace) so probes and scraping reach it."""
     port: int = Field(9102, ge=0, le=65535)
 
 
@@ -226,6 +233,9 @@ class LogsSettings(_Section):
     pods_dir: Path = Path("/var/log/pods")
     containers_dir: Path | None = Path("/var/log/containers")
     """kubelet's symlinks (docker setups); None to ignore."""
+    extra_roots: list[Path] = Field(default_factory=list)
+    """Directories besides pods_dir that log symlinks may resolve into (e.g. /var/lib/docker/containers
+    on dockershim-era Docker nodes); a link resolving anywhere else is never followed."""
     include_paths: list[str] = Field(default_factory=list)
     """Glob patterns (relative to pods_dir) of files to read (empty: all)."""
     exclude_paths: list[str] = Field(default_factory=list)
@@ -241,6 +251,9 @@ class LogsSettings(_Section):
     """Pod annotation: a start pattern for all its containers, or "<container>=<pattern>;..."."""
     multiline: list[MultilineRule] = Field(default_factory=list)
     multiline_timeout_s: float = Field(1.0, gt=0)
+    partial_expiry_s: float = Field(5.0, gt=0)
+    """An unfinished partial line (CRI P without F, docker log without newline) is emitted as it is
+    after this long without new data (an exited container never writes its end)."""
     exclude_own_pod: bool = True
     """Skip the agent's own pod (POD_NAME / POD_NAMESPACE environment variables)."""
     max_line_bytes: int = Field(1024 * 1024, ge=1024)
@@ -281,6 +294,27 @@ class LeaderElectionSettings(_Section):
     above the API server's --event-ttl (1 h by default)."""
 
 
+_COMPACTED_STREAMS: tuple[Literal["events", "logs"], ...] = ("events", "logs")
+
+
+class CompactionSettings(_Section):
+    """``kubestream compact``: closed partitions rewritten into a few Parquet files (docs/operations.md)."""
+
+    grace_s: float = Field(3600.0, ge=0, le=10 * 365 * 86400)
+    """An hour's partition is compacted once its end is at least this long ago (late batches after
+    that are compacted by the next run)."""
+    target_file_bytes: int = Field(128 * 1024 * 1024, ge=64 * 1024)
+    """A compacted file is closed once it reaches this size."""
+    row_group_bytes: int = Field(32 * 1024 * 1024, ge=64 * 1024)
+    """Rows buffered (Arrow size) before a Parquet row group is written; bounds memory with the target size."""
+    min_objects: int = Field(2, ge=1)
+    """A stream's partition with fewer uncompacted objects than this is left as it is."""
+    streams: list[Literal["events", "logs"]] = Field(default_factory=lambda: list(_COMPACTED_STREAMS))
+    """The streams to compact."""
+    zstd_level: int = Field(3, ge=1, le=22)
+    """zstd level of the compacted Parquet files."""
+
+
 class Settings(_Section):
     """The root of the configuration tree."""
 
@@ -297,6 +331,7 @@ class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
+    compaction: CompactionSettings = Field(default_factory=CompactionSettings)
 
     @property
     def spool_dir(self) -> Path:

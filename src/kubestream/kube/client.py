@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -31,6 +32,7 @@ from kubestream.errors import (
     ExpiredError,
     ForbiddenError,
     KubeConnectionError,
+    KubeTlsError,
     TooLargeResourceVersionError,
     TooManyRequestsError,
     UnauthorizedError,
@@ -122,6 +124,30 @@ def _decode_status(data: bytes) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return decoded if isinstance(decoded, dict) else None
+
+
+# -- failures without an HTTP answer ------------------------------------------------------------
+
+
+def _tls_reason(error: BaseException) -> str | None:
+    """The verifier's reason when ``error`` is a failed TLS handshake, else None."""
+    if isinstance(error, aiohttp.ClientConnectorCertificateError):
+        cert_error: Any = error.certificate_error
+        detail = getattr(cert_error, "verify_message", "") or getattr(cert_error, "reason", "") or cert_error
+        return f"certificate verify failed: {detail}"
+    if isinstance(error, aiohttp.ClientSSLError | ssl.SSLError):
+        inner: Any = error.os_error if isinstance(error, aiohttp.ClientConnectorError) else error
+        return str(getattr(inner, "reason", "") or inner)
+    return None
+
+
+def _failure_kind(error: BaseException) -> str:
+    """The ``kubestream_api_errors_total{kind}`` label: tls, timeout or connection."""
+    if _tls_reason(error) is not None:
+        return "tls"
+    if isinstance(error, TimeoutError | aiohttp.ServerTimeoutError):
+        return "timeout"
+    return "connection"
 
 
 # -- credentials --------------------------------------------------------------------------------
@@ -249,6 +275,15 @@ class KubeClient:
         self._settings = settings
         self._metrics = metrics
         self._refresher = refresher
+        self._tls_error: str | None = None
+
+    @property
+    def tls_error(self) -> str | None:
+        """Why the last request failed its TLS handshake; None once any request got an answer.
+
+        The agent's readiness reports it: a wrong CA or server name never fixes itself, but a
+        rotated certificate does, so requests keep being retried (slowly) meanwhile."""
+        return self._tls_error
 
     @classmethod
     async def create(cls, settings: KubeSettings, *, metrics: Metrics | None = None) -> KubeClient:
@@ -298,6 +333,7 @@ class KubeClient:
                 data = await resp.read()
             except (aiohttp.ClientError, TimeoutError) as e:
                 self._count(verb, "error")
+                self._count_failure(_failure_kind(e))
                 raise KubeConnectionError(f"{method} {path}: reading the response failed: {e!r}") from e
             finally:
                 resp.release()
@@ -362,7 +398,16 @@ class KubeClient:
                 _request_timeout=client_timeout, _preload_content=False)
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             self._count(verb, "error")
+            self._count_failure(_failure_kind(e))
+            reason = _tls_reason(e)
+            if reason is not None:
+                self._tls_error = f"TLS handshake with {self.host} failed: {reason}"
+                raise KubeTlsError(
+                    f"{self._tls_error} (check the cluster's certificate-authority and server name in "
+                    "the kubeconfig; retrying with backoff, as a rotated certificate fixes itself)",
+                    host=self.host, reason=reason) from e
             raise KubeConnectionError(f"{method} {path}: {e!r}") from e
+        self._tls_error = None  # an answer (any status) means the handshake worked
         response: aiohttp.ClientResponse = rest_response.response
         return response
 
@@ -380,6 +425,10 @@ class KubeClient:
     def _count(self, verb: str, code: str) -> None:
         if self._metrics is not None:
             self._metrics.api_requests.labels(verb=verb, code=code).inc()
+
+    def _count_failure(self, kind: str) -> None:
+        if self._metrics is not None:
+            self._metrics.api_errors.labels(kind=kind).inc()
 
 
 async def _lines(content: aiohttp.StreamReader, inactivity_s: float | None) -> AsyncIterator[bytes]:

@@ -17,6 +17,8 @@ official client's informer):
   (exponential, full jitter) and resumes from the last RV without relisting.
 * Handlers are awaited inline, so a slow consumer slows the socket reads (backpressure).
 * After a reconnect the handler never sees an event at or below the last RV it saw.
+* resourceVersion going backwards (etcd restored from a backup, or an API server that restarted
+  with an empty store) is detected and answered with RESET + a quorum relist; see ``_rewound``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from kubestream.errors import (
     ForbiddenError,
     KubeConnectionError,
     KubeError,
+    KubeTlsError,
     TooLargeResourceVersionError,
     TooManyRequestsError,
     UnauthorizedError,
@@ -65,6 +68,10 @@ class EventType(enum.StrEnum):
     DELETED = "DELETED"
     BOOKMARK = "BOOKMARK"
     """The watch reached ``rv`` (no object)."""
+    RESET = "RESET"
+    """The server's resourceVersion went backwards to ``rv`` (no object): an etcd restore or an API
+    server that restarted empty. A quorum relist (LISTED..., SYNCED) follows at once; that list is
+    the whole truth, and RVs seen before the RESET must no longer be compared with new ones."""
 
 
 @dataclass(slots=True)
@@ -136,6 +143,10 @@ class Reflector(Generic[T]):
         self.lists = 0
         """Completed lists (for tests and diagnostics)."""
         self._last_relist_at: float | None = None
+        # Check the server's RV before the next watch: resuming a saved RV, or after a watch that
+        # gave no sign the server had reached ours (see _rewound).
+        self._verify_rv = start_rv is not None
+        self._reached = False
 
     @property
     def last_rv(self) -> int:
@@ -150,6 +161,10 @@ class Reflector(Generic[T]):
         quorum = False
         while True:
             try:
+                if self._verify_rv:
+                    if await self._rewound():
+                        need_list, quorum = True, True
+                    self._verify_rv = False
                 if need_list:
                     await self._list(quorum=quorum)
                     need_list = False
@@ -167,19 +182,73 @@ class Reflector(Generic[T]):
                 self._restart("throttled")
                 await asyncio.sleep(delay)
             except TooLargeResourceVersionError as e:
+                # client-go (tools/cache/reflector.go, Reflector.list): on
+                # isTooLargeResourceVersionError it calls setIsLastSyncResourceVersionUnavailable
+                # and relists with resourceVersion="" (a quorum read) so it "makes forward
+                # progress"; a lagging watch cache catches up, a rewound one never would.
                 delay = max(e.retry_after or 0.0, self._backoff.next_delay())
-                log.warning("%s: API server has not reached RV %s yet; retrying in %.1fs",
-                            self.name, self._last_rv, delay)
+                log.warning("%s: API server has not reached RV %s (%s); relisting with a quorum read in %.1fs",
+                            self.name, self._last_rv, e.message, delay)
                 self._restart("too_large_rv")
+                self._verify_rv = True
+                need_list, quorum = True, True
                 await asyncio.sleep(delay)
             except KubeError as e:
                 reason = _reason(e)
                 delay = self._backoff.next_delay()
-                level = logging.ERROR if isinstance(e, UnauthorizedError | ForbiddenError) else logging.WARNING
+                # Retrying cannot fix bad credentials or an untrusted certificate by itself (a
+                # rotation can): keep retrying with backoff, but say so at ERROR.
+                level = (logging.ERROR if isinstance(e, UnauthorizedError | ForbiddenError | KubeTlsError)
+                         else logging.WARNING)
                 log.log(level, "%s: %s (%s); resuming from RV %s in %.1fs",
                         self.name, reason, e, self._last_rv, delay)
                 self._restart(reason)
+                # A broken connection is how an API server restart looks: check its RV first.
+                self._verify_rv = True
                 await asyncio.sleep(delay)
+
+    async def _rewound(self) -> bool:
+        """Whether the server's resourceVersion is now below ours; if so, count it, log one
+        WARNING and hand the handler a RESET (the caller then relists with a quorum read).
+
+        An etcd restore (or an API server restarted with an empty store) makes every RV we hold
+        "from the future". A real server answers a plain watch from such an RV with 200 and then
+        filters out every event at or below it, bookmarks included: the watch hangs quietly
+        until the new world happens to pass our RV, and everything before that is never seen.
+        Only lists with ``resourceVersionMatch`` and streaming lists say "Too large resource
+        version" (504, in-stream for the latter), which client-go answers by relisting with
+        resourceVersion="" (tools/cache/reflector.go: ``isTooLargeResourceVersionError`` →
+        ``setIsLastSyncResourceVersionUnavailable(true)`` → ``relistResourceVersion()`` == "").
+
+        So the question is asked explicitly, but only when there is reason to: before resuming a
+        saved RV, after a failed request or a broken watch (a restarting API server looks like
+        that), and after a watch that ended (server timeout, inactivity) without any event or
+        bookmark at or above our RV, i.e. without proof the server had reached it. The
+        answer is a one-item quorum list (``limit=1``, resourceVersion unset: read from etcd, or
+        from a watch cache proven fresh), whose list RV is the server's current one. Cost: on a
+        healthy server, whose bookmarks arrive about every minute, zero; for a quiet resource
+        without bookmarks (Events are not watch-cached, so their watches get none), one tiny
+        request per watch timeout (5-10 min: at most 12 per hour per resource); one per failed
+        attempt after errors (when the server is down the probe is the retry request itself).
+        Polling the RV on a timer every 10 s would cost 360 requests per hour per resource.
+        """
+        if self._last_rv <= 0:
+            return False
+        query = self._selectors()
+        query["limit"] = "1"
+        page = await self._client.request_json("GET", self.resource.path, query=query)
+        meta = page.get("metadata") if isinstance(page, dict) else None
+        current = _int_rv(meta.get("resourceVersion") if isinstance(meta, dict) else None)
+        if current <= 0 or current >= self._last_rv:
+            return False
+        log.warning("%s: the API server's resourceVersion went backwards from %s to %s (etcd restored, or the "
+                    "API server restarted empty); relisting everything with a quorum read",
+                    self.name, self._last_rv, current)
+        if self._metrics is not None:
+            self._metrics.resource_version_resets.labels(resource=self.name).inc()
+        self._last_rv = current
+        await self._handler(ReflectorEvent(EventType.RESET, None, current))
+        return True
 
     def _relist_delay(self) -> float:
         """No wait for the first relist after a healthy period; back off when they repeat.
@@ -220,6 +289,7 @@ class Reflector(Generic[T]):
                 break
             _, objects, token = self._slim_page(await next_page)
         self._last_rv = list_rv
+        self._verify_rv = False  # the list's RV is the server's own
         self.lists += 1
         await self._handler(ReflectorEvent(EventType.SYNCED, None, list_rv))
         self.synced.set()
@@ -257,6 +327,10 @@ class Reflector(Generic[T]):
         })
         started = time.monotonic()
         delivered = 0
+        # Until a line proves the server reached our RV, the next attempt checks it first;
+        # set before the request so a refused connection also leads to a check.
+        self._reached = False
+        self._verify_rv = True
         async with self._client.stream(self.resource.path, query,
                                        timeout=self._settings.inactivity_timeout_s) as lines:
             # Accepted (HTTP 200): resuming from a saved RV counts as synced from here on.
@@ -264,6 +338,8 @@ class Reflector(Generic[T]):
             async for line in lines:
                 await self._on_line(line)
                 delivered += 1
+                if self._reached:
+                    self._verify_rv = False
         if not delivered and time.monotonic() - started < _VERY_SHORT_WATCH_S:
             raise WatchStreamError("watch ended immediately without any event (very short watch)")
         self._restart("timeout")
@@ -280,6 +356,8 @@ class Reflector(Generic[T]):
                                  obj if isinstance(obj, dict) else None)
             raise error
         rv = _int_rv(((obj or {}).get("metadata") or {}).get("resourceVersion"))
+        if rv >= self._last_rv and (kind == "BOOKMARK" or rv > self._last_rv):
+            self._reached = True  # the server is at or past our RV: it has not gone backwards
         if kind == "BOOKMARK":
             if rv > self._last_rv:
                 self._last_rv = rv
@@ -326,6 +404,8 @@ def _reason(error: KubeError) -> str:
         return "bad_frame"
     if isinstance(error, WatchStreamError):
         return "stream_error"
+    if isinstance(error, KubeTlsError):
+        return "tls"
     if isinstance(error, KubeConnectionError):
         return "connection"
     if isinstance(error, UnauthorizedError):

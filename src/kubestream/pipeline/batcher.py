@@ -5,6 +5,12 @@ A batch closes on whichever comes first: ``batch.max_records`` records, ``batch.
 timer would let a steady trickle hold a batch open forever). Closing a batch sorts it by event
 time, encodes it, names it after its position range, and commits it to the spool together with
 the records' checkpoint updates (see spool.py for why that is exactly-once).
+
+A batch the encoder rejects is a poison batch: failing the commit would stop the stream, and
+the restart would read the same records into the same failure. It is encoded with the safe
+encoder (NDJSON) instead — or, should that fail too, as one plain JSON line per record — and
+committed, positions and all, under the dead-letter folder (``naming.dead_letter_key``), logged
+and counted in ``dead_letters{reason="encode"}``.
 """
 
 from __future__ import annotations
@@ -17,11 +23,12 @@ from collections.abc import Callable
 from typing import Any
 
 from kubestream.config.settings import Settings
-from kubestream.errors import StateError
+from kubestream.errors import SpoolFullError, StateError
 from kubestream.model import Batch, CheckpointUpdate, Record
 from kubestream.obs.metrics import Metrics
 from kubestream.pipeline.encode import Encoder, make_encoder
-from kubestream.pipeline.naming import batch_key, batch_time, sort_key_time
+from kubestream.pipeline.encode.ndjson import dumps_line
+from kubestream.pipeline.naming import batch_key, batch_time, dead_letter_key, sort_key_time
 from kubestream.pipeline.spool import Spool
 from kubestream.state.store import StateStore
 from kubestream.util.backoff import Backoff
@@ -48,6 +55,7 @@ class Pipeline:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         encoder: Encoder | None = None,
+        fallback_encoder: Encoder | None = None,
     ) -> None:
         # ``state`` is part of the agreed constructor; positions reach the state store only
         # through the spool's commit transaction, so the pipeline itself never writes to it.
@@ -59,12 +67,16 @@ class Pipeline:
         self._metrics = metrics
         self._clock = clock
         self._encoder = encoder or make_encoder(settings.encoding)
+        # The safe format for poison batches: NDJSON with the configured compression.
+        self._fallback_encoder = fallback_encoder or make_encoder(settings.encoding.model_copy(update={"format": "ndjson"}))
         self._open = Batch(stream=stream)
         self._generation = 0  # bumps on every close, so the timer can tell batches apart
         self._first_record = asyncio.Event()
         # Commits of this stream happen one at a time, in close order, so positions only advance.
         self._commit_lock = asyncio.Lock()
         self._failure: BaseException | None = None
+        # Set by give_up() (the shutdown bound ran out): a commit waiting out a full disk stops.
+        self._giving_up = asyncio.Event()
 
     @property
     def open_records(self) -> int:
@@ -106,6 +118,15 @@ class Pipeline:
         async with self._commit_lock:
             pass
 
+    def give_up(self) -> None:
+        """Stop waiting out a full spool disk (the shutdown bound ran out).
+
+        The commit that waits fails with ``SpoolFullError``: nothing of it is registered and no
+        position advances, so its records are read again at the next start; the pipeline is
+        stopped like after any failed commit, so no later batch moves the positions past it.
+        """
+        self._giving_up.set()
+
     async def _wait_for_room(self) -> None:
         started = time.monotonic()
         try:
@@ -123,6 +144,9 @@ class Pipeline:
         batch, self._open = self._open, Batch(stream=self.stream)
         self._generation += 1
         async with self._commit_lock:
+            if self._failure is not None:
+                # The commit before this one failed while we waited for the lock.
+                raise StateError(f"pipeline {self.stream} stopped after a failed commit: {self._failure}")
             commit = asyncio.ensure_future(self._commit(batch))
             try:
                 await asyncio.shield(commit)
@@ -146,18 +170,22 @@ class Pipeline:
     async def _commit(self, batch: Batch) -> None:
         records = sorted(batch.records, key=_sort_key)  # stable: ties keep arrival order
         positions = [r.position for r in batch.records]
-        key = batch_key(
-            prefix=self._sink_settings.prefix,
-            stream=self.stream,
-            stream_uid=self._sink_settings.stream_uid,
-            timestamp=batch_time(records[0].sort_key),
-            first_position=min(positions),
-            last_position=max(positions),
-            extension=self._encoder.extension,
-        )
+        timestamp = batch_time(records[0].sort_key)
+
+        def key_for(extension: str) -> str:
+            return batch_key(prefix=self._sink_settings.prefix, stream=self.stream,
+                             stream_uid=self._sink_settings.stream_uid, timestamp=timestamp,
+                             first_position=min(positions), last_position=max(positions), extension=extension)
+
         # Checkpoints in arrival order: a later position must win over an earlier one.
         updates: list[CheckpointUpdate] = [r.checkpoint for r in batch.records if r.checkpoint is not None]
-        payload = await asyncio.to_thread(self._encoder.encode, records)
+        payload, extension, failure = await asyncio.to_thread(self._encode, records)
+        key = key_for(extension)
+        if failure is not None:
+            key = dead_letter_key(key, self._sink_settings.prefix)
+            self._count_dead_letter()
+            log.error("pipeline %s: the encoder rejected a batch of %d records (%s); it goes to the dead "
+                      "letters as %s", self.stream, len(records), _describe(failure), key)
         backoff = Backoff(*_DISK_FULL_RETRY_S, reset_after_s=float("inf"))
         while True:
             try:
@@ -168,8 +196,34 @@ class Pipeline:
                     raise
                 delay = backoff.next_delay()
                 log.warning("spool disk full (%s); retrying the %s batch %s in %.1fs", exc, self.stream, key, delay)
-                await asyncio.sleep(delay)
+                if await self._given_up_within(delay):
+                    raise SpoolFullError(f"the spool disk stayed full until the shutdown bound; the {self.stream} "
+                                         f"batch {key} was not written") from exc
         self._observe_committed(records)
+
+    async def _given_up_within(self, delay: float) -> bool:
+        """Sleep ``delay`` seconds; True at once if ``give_up`` is (or gets) called."""
+        try:
+            async with asyncio.timeout(delay):
+                await self._giving_up.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def _encode(self, records: list[Record]) -> tuple[bytes, str, Exception | None]:
+        """(payload, extension, None), or the dead letter's payload and extension and why."""
+        try:
+            return self._encoder.encode(records), self._encoder.extension, None
+        except Exception as exc:  # any encoder failure makes this batch, not the stream, fail
+            failure = exc
+        try:
+            return self._fallback_encoder.encode(records), self._fallback_encoder.extension, failure
+        except Exception:
+            return _plain_lines(records), "ndjson", failure
+
+    def _count_dead_letter(self) -> None:
+        if self._metrics is not None:
+            self._metrics.dead_letters.labels(stream=self.stream, reason="encode").inc()
 
     def _observe_committed(self, records: list[Record]) -> None:
         if self._metrics is None:
@@ -185,3 +239,29 @@ class Pipeline:
 
 def _sort_key(record: Record) -> Any:
     return record.sort_key
+
+
+def _describe(exc: BaseException) -> str:
+    """One line naming an exception: its class and the first line of its message."""
+    text = str(exc).strip().split("\n", 1)[0][:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _plain_lines(records: list[Record]) -> bytes:
+    """The last resort for a batch no encoder takes: one JSON line per record, anything JSON
+    cannot hold written as its ``str``, so the records stay readable and nothing is lost."""
+    lines = []
+    for record in records:
+        try:
+            lines.append(dumps_line({"position": record.position, "sort_key": str(record.sort_key),
+                                     "data": record.data}))
+        except Exception:  # a value whose str() fails, or a cycle
+            lines.append(dumps_line({"position": record.position, "data": _safe_repr(record.data)}))
+    return b"".join(lines)
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return "<unrepresentable>"

@@ -6,9 +6,17 @@ same key (the sink overwrites itself). Failures are classified by exception clas
 
 * ``SinkRetryableError``: wait (exponential backoff with full jitter between
   ``retry_initial_s`` and ``retry_max_s``, at least the sink's ``retry_after``) and retry;
+* ``SinkRejectedError`` (this one object is refused for good: too large, a name the sink cannot
+  store): the entry is a dead letter. It is counted (``dead_letters{reason="sink"}``), logged
+  once, and delivered under the dead-letter folder (``naming.dead_letter_key``, same order
+  place, same retries); if the sink refuses that too, the file is kept in the spool's
+  ``dead-letter/`` directory and the entry forgotten, so the batches behind it go on;
 * ``SinkFatalError``: log one line and raise, which stops the agent with a non-zero exit;
 * anything else is a bug in a sink; it is logged with its traceback and retried like a
   retryable error, because dropping the batch would lose data.
+
+``sink_reachable{sink}`` follows every attempt: 0 after one that got no answer
+(``SinkUnreachableError``), 1 after any answer.
 """
 
 from __future__ import annotations
@@ -18,8 +26,9 @@ import logging
 import time
 
 from kubestream.config.settings import SinkSettings
-from kubestream.errors import SinkFatalError, SinkRetryableError
+from kubestream.errors import SinkFatalError, SinkRejectedError, SinkRetryableError, SinkUnreachableError
 from kubestream.obs.metrics import Metrics
+from kubestream.pipeline.naming import dead_letter_key, is_dead_letter_key
 from kubestream.pipeline.spool import Spool, SpoolEntry
 from kubestream.sinks.base import Sink
 from kubestream.util.backoff import Backoff
@@ -33,17 +42,27 @@ class Delivery:
     def __init__(self, spool: Spool, sink: Sink, *, settings: SinkSettings, metrics: Metrics | None = None) -> None:
         self._spool = spool
         self._sink = sink
+        self.sink = sink
+        """The destination (read-only)."""
         self._metrics = metrics
+        self._prefix = settings.prefix
         # Failures never "age out" here: the counter resets on the next acknowledged upload.
         self._backoff = Backoff(settings.retry_initial_s, settings.retry_max_s, reset_after_s=float("inf"))
         # run() and drain() may overlap during shutdown; one upload of an entry at a time.
         self._attempt_lock = asyncio.Lock()
         self.delivered = 0
         """Entries acknowledged by the sink since start."""
+        self.reachable = True
+        """Whether the last attempt got an answer from the sink (see ``set_reachable``)."""
+        self.usable = asyncio.Event()
+        """``run`` delivers only while set: the agent clears it while a sink that did not answer
+        at start is being checked again, so the first answer it acts on is the write check's."""
+        self.usable.set()
 
     async def run(self) -> None:
         """Deliver entries as they are committed, forever (until cancelled or a fatal error)."""
         while True:
+            await self.usable.wait()
             await self._spool.wait_pending()
             await self._deliver_pending()
 
@@ -86,12 +105,18 @@ class Delivery:
         started = time.monotonic()
         try:
             await self._sink.put(entry.key, entry.path, entry.size)
+        except SinkRejectedError as exc:
+            self._count_error("rejected")
+            self.set_reachable(True)
+            return self._dead_letter(entry, exc)
         except SinkFatalError as exc:
             self._count_error("fatal")
+            self.set_reachable(True)
             log.error("sink %s failed permanently delivering %s: %s", self._sink.name, entry.key, exc)
             raise
         except SinkRetryableError as exc:
             self._count_error("retryable")
+            self.set_reachable(not isinstance(exc, SinkUnreachableError))
             delay = max(self._backoff.next_delay(), exc.retry_after or 0.0)
             log.warning("sink %s: delivering %s failed (%s); retry %d in %.2fs",
                         self._sink.name, entry.key, exc, self._backoff.attempt, delay)
@@ -102,11 +127,41 @@ class Delivery:
             log.exception("sink %s: unexpected error delivering %s; retry in %.2fs", self._sink.name, entry.key, delay)
             return delay
         self._backoff.reset()
+        self.set_reachable(True)
         self._spool.remove(entry)
         self.delivered += 1
         self._count_success(entry)
         log.debug("delivered %s (%d bytes) in %.3fs", entry.key, entry.size, time.monotonic() - started)
         return None
+
+    def _dead_letter(self, entry: SpoolEntry, exc: SinkRejectedError) -> float | None:
+        """The sink refused ``entry`` for good: deliver it as a dead letter, or keep it locally.
+
+        None to go on at once, else how long to wait (keeping it locally failed)."""
+        if not is_dead_letter_key(entry.key, self._prefix):
+            key = dead_letter_key(entry.key, self._prefix)
+            self._spool.rekey(entry, key)
+            if self._metrics is not None:
+                self._metrics.dead_letters.labels(stream=entry.stream, reason="sink").inc()
+            log.error("sink %s refused %s for good (%s); delivering it as the dead letter %s instead",
+                      self._sink.name, entry.key, exc, key)
+            return None
+        try:
+            kept = self._spool.set_aside(entry)
+        except OSError as error:
+            delay = self._backoff.next_delay()
+            log.error("sink %s refused the dead letter %s too (%s), and keeping it locally failed (%s); "
+                      "retry in %.2fs", self._sink.name, entry.key, exc, error, delay)
+            return delay
+        log.error("sink %s refused the dead letter %s too (%s); its %d records are kept in %s",
+                  self._sink.name, entry.key, exc, entry.records, kept)
+        return None
+
+    def set_reachable(self, reachable: bool) -> None:
+        """Record whether the sink answered the last attempt (``reachable``, readiness)."""
+        self.reachable = reachable
+        if self._metrics is not None:
+            self._metrics.sink_reachable.labels(sink=self._sink.name).set(1 if reachable else 0)
 
     def _count_error(self, kind: str) -> None:
         if self._metrics is not None:

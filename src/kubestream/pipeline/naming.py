@@ -54,3 +54,22 @@ def batch_time(sort_key: Any) -> datetime:
     batch at registration, so it need not be reproducible, only stable once chosen.
     """
     return sort_key_time(sort_key) or datetime.fromtimestamp(time.time(), tz=UTC)
+
+
+DEAD_LETTER = "dead-letter"
+"""The folder, under the sink prefix, of batches an encoder or the sink rejected (docs/operations.md)."""
+
+
+def dead_letter_key(key: str, prefix: str) -> str:
+    """Where ``key`` (under ``prefix``) goes as a dead letter: ``<prefix>/dead-letter/<rest of key>``.
+
+    Derived from the key alone, so a replay of the same batch overwrites its own dead letter.
+    """
+    base = prefix.strip("/")
+    rest = key[len(base) + 1:] if base and key.startswith(base + "/") else key
+    return "/".join(part for part in (base, DEAD_LETTER, rest) if part)
+
+
+def is_dead_letter_key(key: str, prefix: str) -> bool:
+    """Whether ``key`` already lies in the dead-letter folder of ``prefix``."""
+    return key.startswith(dead_letter_key("", prefix) + "/")

@@ -16,6 +16,7 @@ idempotently. The delivery worker removes an entry only after the sink's acknowl
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import sqlite3
@@ -45,6 +46,8 @@ CREATE TABLE IF NOT EXISTS spool_entries (
 """
 _FILE_SUFFIX = ".batch"
 _TEMP_SUFFIX = ".tmp"
+SET_ASIDE_DIR = "dead-letter"
+"""Subdirectory of the spool holding batches not even the sink's dead-letter folder accepted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,13 @@ class SpoolEntry:
     size: int
     stream: str
     records: int
+
+
+def set_aside_name(key: str) -> str:
+    """The file name of ``key`` in the spool's dead-letter directory: short enough for any file
+    system (the key itself may be what the sink refused), unique per key, and stable."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return f"{digest}-{key.rsplit('/', 1)[-1][-120:]}"
 
 
 def fsync_directory(directory: Path) -> None:
@@ -225,6 +235,34 @@ class Spool:
         if len(self._entries) != before:
             self._size -= entry.size
         self._publish()
+
+    def rekey(self, entry: SpoolEntry, key: str) -> SpoolEntry:
+        """Deliver ``entry`` under ``key`` instead (a dead letter); keeps its place in the order."""
+        with self._state.transaction() as conn:
+            conn.execute("UPDATE spool_entries SET key = ? WHERE seq = ?", (key, entry.seq))
+        moved = SpoolEntry(seq=entry.seq, key=key, path=entry.path, size=entry.size, stream=entry.stream,
+                           records=entry.records)
+        self._entries = [moved if e.seq == entry.seq else e for e in self._entries]
+        self._publish()
+        return moved
+
+    def set_aside(self, entry: SpoolEntry) -> Path:
+        """Keep ``entry``'s file in ``<spool>/dead-letter/`` and forget the entry; the new path.
+
+        The file is linked there durably before the entry is unregistered, so a crash in between
+        leaves it registered (delivered, or set aside, again), never lost.
+        """
+        folder = self.directory / SET_ASIDE_DIR
+        folder.mkdir(exist_ok=True)
+        target = folder / set_aside_name(entry.key)
+        temp = folder / f".{target.name}{_TEMP_SUFFIX}"
+        temp.unlink(missing_ok=True)
+        os.link(entry.path, temp)
+        os.replace(temp, target)
+        temp.unlink(missing_ok=True)  # rename(2) between two links to one inode leaves both names
+        fsync_directory(folder)
+        self.remove(entry)
+        return target
 
     # -- internals ------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from kubestream.sim.config import SimConfig
 from kubestream.sim.server import SimServer
+from kubestream.sim.versions import DEFAULT_KUBE_VERSION, VERSIONS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--kubeconfig-out", type=Path, default=None, help="write a kubeconfig to this path")
     parser.add_argument("--workload", action="store_true", help="run the workload generator")
     parser.add_argument("--seed", type=int, default=None, help="workload random seed")
+    parser.add_argument("--kube-version", choices=sorted(VERSIONS), default=DEFAULT_KUBE_VERSION,
+                        help=f"kube-apiserver version whose response shapes to give (default {DEFAULT_KUBE_VERSION})")
+    parser.add_argument("--compaction-interval", type=float, default=300.0,
+                        help="etcd compaction interval in seconds, 0 to disable (default 300, as kube-apiserver)")
     return parser
 
 
@@ -45,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run until interrupted; returns the exit code."""
     args = build_parser().parse_args(argv)
     config = SimConfig(host=args.host, port=args.port, tls=args.tls, tokens=args.token,
-                       event_ttl_s=args.event_ttl)
+                       event_ttl_s=args.event_ttl, kube_version=args.kube_version,
+                       compaction_interval_s=args.compaction_interval or None)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -9,6 +9,7 @@ mutated after commit: every write builds a new dict, so readers may share them w
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -17,12 +18,16 @@ from typing import Any, Literal, TypeVar, cast
 import orjson
 
 from kubestream.sim import events as ev
+from kubestream.sim import fieldmanager as fm
+from kubestream.sim import rules
 from kubestream.sim import status as st
 from kubestream.sim.config import SimConfig
-from kubestream.sim.kinds import apply_create_defaults, normalize_times
+from kubestream.sim.defaults import DEFAULTED_KINDS, admit, prepare_for_create, scheme_defaults
+from kubestream.sim.kinds import empty_object, normalize_times
 from kubestream.sim.meta import generated_name, new_uid, rfc3339
 from kubestream.sim.patch import MERGE, STRATEGIC, apply_patch
-from kubestream.sim.resources import ResourceType, lookup
+from kubestream.sim.resources import UNCACHED_STORES, ResourceType, lookup
+from kubestream.sim.schemas import model_class_name
 from kubestream.sim.selectors import Filter, make_filter
 from kubestream.sim.status import SimApiError
 from kubestream.sim.store import (
@@ -50,6 +55,30 @@ _META_ORDER = (
 _SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
                 "generateName", "selfLink")
 _LEASE_RV_REQUIRED = "must be specified for an update"
+_GENERATION_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob",
+                               "PodDisruptionBudget"})
+"""Kinds whose strategy keeps ``metadata.generation`` (pods too, from 1.34: KubeVersion.pod_generation)."""
+IN_PROCESS = None
+"""``manager`` of an in-process write: the workload and tests standing for controllers, kubelet and
+the scheduler; their writes may set status with the object (as a create then a status write)."""
+
+
+@functools.cache
+def _zero_view(rtype: ResourceType) -> Obj:
+    # The kind's Go zero value, the "live" object a create is compared with (fieldmanager.py).
+    zero = empty_object(rtype, 0)
+    return {k: v for k, v in zero.items() if k not in ("kind", "apiVersion", "metadata")}
+
+
+def _in_process_managers(rtype: ResourceType, obj: Obj) -> tuple[str, str]:
+    """(main manager, status manager) an in-process write is filed under: events by the component
+    that reports them, nodes and pod status by kubelet, the rest by kube-controller-manager."""
+    if rtype.kind == "Event":
+        component = obj.get("reportingComponent") or (obj.get("source") or {}).get("component")
+        return str(component or "kube-controller-manager"), "kube-controller-manager"
+    if rtype.kind == "Node":
+        return "kubelet", "kubelet"
+    return "kube-controller-manager", "kubelet" if rtype.kind == "Pod" else "kube-controller-manager"
 
 
 @dataclass(slots=True)
@@ -89,13 +118,19 @@ class SimCluster:
             history_min_s=self.config.history_min_s,
             history_min_events=self.config.history_min_events,
             history_max_events=self.config.history_max_events,
+            start_rv=self.config.start_rv,
+            uncached=UNCACHED_STORES,
         )
         self._timers = Timers()
         self._ttl_deadlines: dict[str, float] = {}
         self._token_issued: dict[int, float] = {}
+        self.compactions = 0
+        """Ticks of the periodic compactor that compacted (for tests and measurements)."""
         ns_type = self.rtype("namespaces")
         for name in self.config.auto_namespaces:
             self.create_obj(ns_type, None, {"metadata": {"name": name}})
+        if self.config.compaction_interval_s:
+            self._schedule_compaction(None)
 
     def close(self) -> None:
         """Stop background timers (pending grace deletions and TTL expiries are dropped)."""
@@ -172,8 +207,11 @@ class SimCluster:
 
     # -- create ----------------------------------------------------------------------------------
 
-    def create_obj(self, rtype: ResourceType, namespace: str | None, body: Any) -> Obj:
-        """POST: server-set uid/creationTimestamp/RV/generateName, kind defaults, 201 (spec §9.34)."""
+    def create_obj(self, rtype: ResourceType, namespace: str | None, body: Any, *, manager: str | None = IN_PROCESS,
+                   dry_run: bool = False) -> Obj:
+        """POST: server-set uid/creationTimestamp/RV/generateName, defaults, managedFields,
+        validation (422), 201 (spec §9.34, §9.40-42). ``manager``: the request's field manager
+        (None: an in-process writer); ``dry_run``: everything but the commit."""
         obj = self._from_view(rtype, _clone(self._check_type(rtype, body)))
         meta = dict(obj.get("metadata") or {})
         body_ns = meta.get("namespace")
@@ -190,13 +228,24 @@ class SimCluster:
                                  rtype.plural, "", [st.field_error("Required", "metadata.name",
                                                                    "name or generateName is required")])
             meta["name"] = generated_name(meta["generateName"])
-        for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+        for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "generation"):
             meta.pop(key, None)
         meta["uid"] = new_uid()
         meta["resourceVersion"] = ""  # placeholder keeps Go's field order; commit sets the value
         meta["creationTimestamp"] = rfc3339()
         obj["metadata"] = meta
-        apply_create_defaults(rtype, obj)
+        self._require_namespace(rtype, namespace)  # NamespaceLifecycle admission answers before validation
+        scheme_defaults(rtype, obj)
+        requested = fm.valid_entries(meta.pop("managedFields", None)) or []
+        meta["managedFields"] = self._track(rtype, _zero_view(rtype), obj, requested, manager, None)
+        prepare_for_create(rtype, obj, keep_status=manager is IN_PROCESS)
+        admit(rtype, obj)
+        if rtype.kind in _GENERATION_KINDS or (rtype.kind == "Pod" and self.config.version.pod_generation):
+            obj["metadata"]["generation"] = 1
+        if not obj["metadata"]["managedFields"]:
+            del obj["metadata"]["managedFields"]
+        rules.raise_invalid(rtype, meta["name"], rules.create_causes(rtype, obj,
+                                                                     v1_events=rtype.group == "events.k8s.io"))
         normalize_times(rtype.kind, obj)
         obj["metadata"] = _ordered_meta(obj["metadata"])
         key = self._key(rtype, namespace, meta["name"])
@@ -204,10 +253,33 @@ class SimCluster:
             self._require_namespace(rtype, namespace)
             if key in self.store.bucket(rtype.store_name).objects:
                 raise st.already_exists(rtype.group_resource, rtype.group, rtype.plural, meta["name"])
+            if dry_run:
+                return obj
             self.store.commit(rtype.store_name, ADDED, key, obj)
         self.store.notify()
         self._after_write(rtype, key)
         return obj
+
+    def _track(self, rtype: ResourceType, old_view: Obj, new: Obj, entries: list[Obj], manager: str | None,
+               subresource: str | None) -> list[Obj]:
+        """managedFields after a write from ``old_view`` (API form) to ``new`` (stored form)."""
+        new_view = self.item_view(rtype, new)
+        class_name = model_class_name(rtype)
+        has_status = "status" in rtype.subresources
+        now = rfc3339()
+        if manager is IN_PROCESS:
+            main, status_manager = _in_process_managers(rtype, new)
+            change = fm.compare(class_name, old_view, new_view, status_only=False, ignore_status=has_status)
+            entries = fm.update(entries, fm.Writer(main, rtype.api_version), change, now)
+            if has_status:
+                change = fm.compare(class_name, old_view, new_view, status_only=True, ignore_status=False)
+                entries = fm.update(entries, fm.Writer(status_manager, rtype.api_version, subresource="status"),
+                                    change, now)
+            return entries
+        status_only = subresource == "status"
+        change = fm.compare(class_name, old_view, new_view, status_only=status_only,
+                            ignore_status=has_status and not status_only)
+        return fm.update(entries, fm.Writer(manager, rtype.api_version, subresource=subresource), change, now)
 
     # -- get -------------------------------------------------------------------------------------
 
@@ -221,7 +293,8 @@ class SimCluster:
     # -- update / patch ----------------------------------------------------------------------------
 
     def update_obj(self, rtype: ResourceType, namespace: str | None, name: str, body: Any,
-                   *, subresource: str | None = "all") -> tuple[Obj, bool]:
+                   *, subresource: str | None = "all", manager: str | None = IN_PROCESS,
+                   dry_run: bool = False) -> tuple[Obj, bool]:
         """PUT: optimistic concurrency (409), Lease rules (spec §7); returns (object, created).
 
         ``subresource``: None for the main resource over HTTP (status is kept), "status" for
@@ -241,7 +314,7 @@ class SimCluster:
                     raise st.not_found(rtype.group_resource, rtype.group, rtype.plural, name)
                 meta["name"] = name
                 new["metadata"] = meta
-                return self.create_obj(rtype, namespace, self.view(rtype, new)), True
+                return self.create_obj(rtype, namespace, self.view(rtype, new), manager=manager, dry_run=dry_run), True
             body_rv = meta.get("resourceVersion")
             if not body_rv:
                 if rtype.kind == "Lease":  # spec §7: AllowUnconditionalUpdate false → 422
@@ -250,14 +323,20 @@ class SimCluster:
             elif str(body_rv) != current["metadata"]["resourceVersion"]:
                 raise st.conflict(rtype.group_resource, rtype.group, rtype.plural, name)
             new["metadata"] = meta
-            merged = self._merge_update(rtype, current, new, subresource)
+            merged = self._merge_update(rtype, current, new, subresource, manager)
+            if dry_run:
+                return merged, False
             self._commit_update(rtype, key, current, merged)
         self.store.notify()
         self._after_write(rtype, key)
         return self.get_obj(rtype, namespace, name), False
 
-    def _merge_update(self, rtype: ResourceType, current: Obj, new: Obj, subresource: str | None) -> Obj:
+    def _merge_update(self, rtype: ResourceType, current: Obj, new: Obj, subresource: str | None,
+                      manager: str | None) -> Obj:
+        """The object an update stores: server-owned metadata kept, generation, status rules,
+        validation (422) and managedFields."""
         cur_meta = current["metadata"]
+        requested = fm.valid_entries(new["metadata"].get("managedFields")) or cur_meta.get("managedFields") or []
         if subresource == "status":
             merged = {**current, "status": new.get("status", current.get("status"))}
         else:
@@ -282,17 +361,37 @@ class SimCluster:
                     merged["status"] = current["status"]
                 else:
                     merged.pop("status", None)
+        if subresource != "status":
+            if rtype.kind in DEFAULTED_KINDS:
+                merged = _clone(merged)  # patched subtrees may be shared with the stored object
+                scheme_defaults(rtype, merged)
+            rules.raise_invalid(rtype, cur_meta["name"],
+                                rules.update_causes(rtype, current, merged, main=subresource is None))
         normalize_times(rtype.kind, merged)
+        tracked = self._track(rtype, self.item_view(rtype, current), merged, list(requested), manager,
+                              "status" if subresource == "status" else None)
+        meta = {k: v for k, v in merged["metadata"].items() if k != "managedFields"}
+        if tracked:
+            meta["managedFields"] = tracked
+        merged["metadata"] = _ordered_meta(meta)
         return merged
 
     def _commit_update(self, rtype: ResourceType, key: str, current: Obj, merged: Obj) -> None:
         merged["metadata"] = {**merged["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}
         if merged == current:
             return  # a no-op write does not bump the revision (GuaranteedUpdate compares bytes)
+        meta = merged["metadata"]
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and current["metadata"].get("finalizers") \
+                and rtype.kind != "Pod":
+            # store.go: an update removing the last finalizer of a deleted object deletes it.
+            self.store.commit(rtype.store_name, MODIFIED, key, merged)
+            self.store.commit(rtype.store_name, DELETED, key, None)
+            return
         self.store.commit(rtype.store_name, MODIFIED, key, merged)
 
     def patch_obj(self, rtype: ResourceType, namespace: str | None, name: str, content_type: str,
-                  patch: Any, *, subresource: str | None = "all") -> Obj:
+                  patch: Any, *, subresource: str | None = "all", manager: str | None = IN_PROCESS,
+                  dry_run: bool = False) -> Obj:
         """PATCH with merge, strategic-merge or JSON patch; a resourceVersion in the patch is a
         precondition (409 when stale)."""
         key = self._key(rtype, namespace, name)
@@ -307,7 +406,9 @@ class SimCluster:
                 raise st.conflict(rtype.group_resource, rtype.group, rtype.plural, name)
             if meta.get("name") != name:
                 raise st.bad_request(f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
-            merged = self._merge_update(rtype, current, patched, subresource)
+            merged = self._merge_update(rtype, current, patched, subresource, manager)
+            if dry_run:
+                return merged
             self._commit_update(rtype, key, current, merged)
         self.store.notify()
         self._after_write(rtype, key)
@@ -317,24 +418,105 @@ class SimCluster:
 
     def delete_obj(self, rtype: ResourceType, namespace: str | None, name: str, *,
                    grace_period_s: float | None = None,
-                   preconditions: dict[str, Any] | None = None) -> tuple[Obj, bool]:
-        """DELETE; returns (the object as deleted or marked, deleted-now?). Pods on a node that
-        are not terminal are deleted gracefully: MODIFIED with deletionTimestamp, then DELETED
-        after the grace period (spec §3, pod strategy CheckGracefulDelete)."""
+                   preconditions: dict[str, Any] | None = None, propagation: str | None = None,
+                   http: bool = False, dry_run: bool = False) -> tuple[Obj, bool]:
+        """DELETE; returns (the object as deleted or marked, deleted-now?) (spec §9.43).
+
+        Pods on a node that are not terminal are deleted gracefully: MODIFIED with
+        deletionTimestamp, then DELETED after the grace period: the request's, else (over HTTP)
+        the pod's ``terminationGracePeriodSeconds`` (pod strategy CheckGracefulDelete). An
+        object with finalizers is only marked. ``propagation`` (HTTP; default per kind:
+        ``Orphan`` for batch/v1 Jobs, else ``Background``) adds the ``orphan`` or
+        ``foregroundDeletion`` finalizer, which the simulated garbage collector then honours
+        (dependents found by ownerReferences uid). In-process deletes without ``propagation``
+        stand for controllers that clean up after themselves: no garbage collection."""
         key = self._key(rtype, namespace, name)
+        if propagation is None and http:
+            propagation = "Orphan" if rtype.kind == "Job" else "Background"
+        if propagation not in (None, "Orphan", "Background", "Foreground"):
+            raise st.bad_request(f'propagationPolicy: Unsupported value: "{propagation}": supported values: '
+                                 '"Foreground", "Background", "Orphan"')
         with self.store.lock:
             current = self.get_obj(rtype, namespace, name)
             self._check_preconditions(rtype, current, preconditions or {})
-            grace = self._pod_grace(rtype, current, grace_period_s)
-            if grace > 0:
+            finalizer = {"Orphan": "orphan", "Foreground": "foregroundDeletion"}.get(propagation or "")
+            finalizers = list(current["metadata"].get("finalizers") or [])
+            if finalizer and finalizer not in finalizers and self._has_dependents_kind(rtype):
+                finalizers.append(finalizer)
+            grace = self._pod_grace(rtype, current, grace_period_s, http)
+            if dry_run:
+                return current, False
+            if finalizers:
+                marked = self._mark_finalizing(rtype, key, current, finalizers)
+            elif grace > 0:
                 marked = self._mark_terminating(rtype, key, current, grace)
             else:
                 change = self.store.commit(rtype.store_name, DELETED, key, None)
                 marked = None
         self.store.notify()
+        uid = current["metadata"]["uid"]
+        if propagation is not None and self._has_dependents_kind(rtype):
+            self._timers.call_later(0.05, lambda: self._collect(rtype, key, uid, propagation or "Background"))
         if marked is not None:
             return marked, False
         return change.obj, True
+
+    @staticmethod
+    def _has_dependents_kind(rtype: ResourceType) -> bool:
+        return rtype.kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob")
+
+    def _mark_finalizing(self, rtype: ResourceType, key: str, current: Obj, finalizers: list[str]) -> Obj:
+        # rest/delete.go BeforeDelete: deletionTimestamp now, grace 0, generation + 1; the object
+        # stays until its finalizers are removed.
+        meta = current["metadata"]
+        if "deletionTimestamp" in meta and meta.get("finalizers") == finalizers:
+            return current
+        new_meta = {**meta, "deletionTimestamp": meta.get("deletionTimestamp") or rfc3339(),
+                    "deletionGracePeriodSeconds": 0, "finalizers": finalizers}
+        if "generation" in meta and "deletionTimestamp" not in meta:
+            new_meta["generation"] = int(meta["generation"]) + 1
+        marked = {**current, "metadata": _ordered_meta(new_meta)}
+        self.store.commit(rtype.store_name, MODIFIED, key, marked)
+        return marked
+
+    def _dependents(self, owner_uid: str) -> list[tuple[ResourceType, str, Obj]]:
+        found = []
+        for plural, group in (("pods", ""), ("replicasets", "apps"), ("jobs", "batch")):
+            dep_type = self.rtype(plural, group)
+            for dep_key, obj in self.store.bucket(dep_type.store_name).objects.items():
+                if any(ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences") or []):
+                    found.append((dep_type, dep_key, obj))
+        return found
+
+    def _collect(self, rtype: ResourceType, key: str, uid: str, propagation: str) -> None:
+        """The garbage collector for one deleted owner: orphan (drop the ownerReferences) or
+        delete its dependents, then remove the owner's GC finalizer."""
+        with self.store.lock:
+            dependents = self._dependents(uid)
+            for dep_type, dep_key, obj in dependents:
+                if propagation == "Orphan":
+                    refs = [r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+                    meta = {k: v for k, v in obj["metadata"].items() if k != "ownerReferences"}
+                    if refs:
+                        meta["ownerReferences"] = refs
+                    self.store.commit(dep_type.store_name, MODIFIED, dep_key, {**obj, "metadata": meta})
+            owner = self.store.bucket(rtype.store_name).objects.get(key)
+            if owner is not None and owner["metadata"].get("uid") == uid:
+                left = [f for f in owner["metadata"].get("finalizers") or [] if f not in ("orphan", "foregroundDeletion")]
+                if not left:
+                    self.store.commit(rtype.store_name, DELETED, key, None)
+                else:
+                    self.store.commit(rtype.store_name, MODIFIED, key,
+                                      {**owner, "metadata": {**owner["metadata"], "finalizers": left}})
+        self.store.notify()
+        if propagation != "Orphan":
+            for dep_type, _, obj in dependents:
+                meta = obj["metadata"]
+                try:
+                    self.delete_obj(dep_type, meta.get("namespace"), meta["name"], propagation="Background",
+                                    http=True)
+                except SimApiError:
+                    continue  # already gone
 
     def _check_preconditions(self, rtype: ResourceType, current: Obj, pre: dict[str, Any]) -> None:
         meta = current["metadata"]
@@ -347,14 +529,17 @@ class SimCluster:
                                                                          "kind": rtype.plural} if rtype.group else
                                              {"name": meta["name"], "kind": rtype.plural}))
 
-    def _pod_grace(self, rtype: ResourceType, current: Obj, requested: float | None) -> float:
+    def _pod_grace(self, rtype: ResourceType, current: Obj, requested: float | None, http: bool) -> float:
         if rtype.kind != "Pod":
             return 0.0
         if not (current.get("spec") or {}).get("nodeName"):
             return 0.0
         if (current.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             return 0.0
-        return max(0.0, self.config.pod_grace_s if requested is None else float(requested))
+        if requested is None:
+            own = (current.get("spec") or {}).get("terminationGracePeriodSeconds")
+            requested = float(own) if http and isinstance(own, int) else self.config.pod_grace_s
+        return max(0.0, float(requested))
 
     def _mark_terminating(self, rtype: ResourceType, key: str, current: Obj, grace: float) -> Obj:
         meta = current["metadata"]
@@ -363,6 +548,8 @@ class SimCluster:
             return current  # already terminating at least as soon: nothing to change
         new_meta = _ordered_meta({**meta, "deletionTimestamp": rfc3339(time.time() + grace),
                                   "deletionGracePeriodSeconds": seconds})
+        if "generation" in meta and "deletionTimestamp" not in meta:
+            new_meta["generation"] = int(meta["generation"]) + 1  # rest/delete.go BeforeDelete
         marked = {**current, "metadata": new_meta}
         self.store.commit(rtype.store_name, MODIFIED, key, marked)
         uid = meta["uid"]
@@ -471,6 +658,20 @@ class SimCluster:
         """Forget history up to ``rv`` (default: now): older watches and exact lists get 410."""
         # Continue tokens at older RVs now fail too: their snapshot needs the dropped history.
         self.store.compact(rv)
+
+    def _schedule_compaction(self, previous_rv: int | None) -> None:
+        interval = self.config.compaction_interval_s
+        assert interval
+        self._timers.call_later(interval, lambda: self._compaction_tick(previous_rv))
+
+    def _compaction_tick(self, previous_rv: int | None) -> None:
+        # etcd3/compact.go: each interval compacts to the revision recorded at the previous one,
+        # so history lives between one and two intervals. Only etcd-served (uncached) stores
+        # feel it: the watch cache keeps its own window.
+        if previous_rv is not None:
+            self.store.compact(previous_rv, uncached_only=True)
+            self.compactions += 1
+        self._schedule_compaction(self.store.rv)
 
     # -- public, plural-based API ------------------------------------------------------------------
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kubestream.sim.versions import DEFAULT_KUBE_VERSION, KubeVersion, kube_version
+
 MIB = 1024 * 1024
 
 
@@ -32,7 +34,7 @@ class DenyRule:
 
 @dataclass(slots=True)
 class SimConfig:
-    """Knobs of the simulated kube-apiserver; defaults follow kube-apiserver 1.32 (spec §1-§7)."""
+    """Knobs of the simulated kube-apiserver; defaults follow a real kube-apiserver (spec §1-§7)."""
 
     host: str = "127.0.0.1"
     port: int = 0
@@ -52,7 +54,8 @@ class SimConfig:
     bookmark_interval_s: float = 60.0
     """spec §2: the cacher sends a bookmark about every minute."""
     pod_grace_s: float = 1.0
-    """Graceful pod deletion delay when the request sets none (real default: 30 s)."""
+    """Graceful pod deletion delay of an in-process delete that sets none. HTTP deletes take the
+    pod's ``terminationGracePeriodSeconds`` (default 30 s) as kube-apiserver does."""
     continue_ttl_s: float = 300.0
     """spec §1: continue tokens expire after about 5 minutes (etcd compaction)."""
     rate_limit_qps: float | None = None
@@ -64,6 +67,22 @@ class SimConfig:
     min_request_timeout_s: float = 1800.0
     """spec §2: a watch without timeoutSeconds lasts a random time in [this, 2x this]."""
     auto_namespaces: tuple[str, ...] = ("default", "kube-node-lease", "kube-public", "kube-system")
+    kube_version: str = DEFAULT_KUBE_VERSION
+    """Which kube-apiserver's response shapes to give (sim/versions.py: 1.32, 1.34, 1.35)."""
+    start_rv: int = 1
+    """The etcd revision the server starts at. A fresh watch cache starts there: watches and
+    exact lists from an older resourceVersion get 410 (spec §2)."""
+    compaction_interval_s: float | None = None
+    """kube-apiserver's etcd compactor (``--etcd-compaction-interval``, real default 5 min): each
+    tick compacts to the revision seen at the previous tick. None: only explicit compactions."""
+
+    def __post_init__(self) -> None:
+        kube_version(self.kube_version)  # fail at construction, not at the first request
+
+    @property
+    def version(self) -> KubeVersion:
+        """The profile of ``kube_version``."""
+        return kube_version(self.kube_version)
 
     def user_for_token(self, token: str | None) -> str | None:
         """The user a bearer token authenticates as, or None if it is not accepted."""

@@ -15,13 +15,15 @@ from typing import Any
 
 from kubestream.sim.negotiation import parse_accept
 from kubestream.sim.resources import RESOURCES, ResourceType, group_versions
+from kubestream.sim.versions import DEFAULT_KUBE_VERSION, KubeVersion, kube_version
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
-SERVER_MINOR = "32"
-"""The kubectl on these machines is a dispatcher that runs the kubectl matching this minor."""
+SERVER_MINOR = str(kube_version(DEFAULT_KUBE_VERSION).minor)
+"""The default version's minor. The kubectl on these machines is a dispatcher that runs the
+kubectl matching the server's minor, and its own 1.32 build for minors it does not carry."""
 
-GIT_VERSION = f"v1.{SERVER_MINOR}.4-kubestream-sim"
+GIT_VERSION = f"v1.{SERVER_MINOR}.0-kubestream-sim"
 
 # kube-apiserver lists groups by its fixed priority table (aggregator apiservice priorities),
 # not alphabetically; this is the order the recorded 1.32 /apis shows.
@@ -39,12 +41,13 @@ _SUBRESOURCE_VERBS = {"log": ("get",)}
 _STATUS_VERBS = ("get", "patch", "update")
 
 
-def version_info() -> dict[str, Any]:
-    """The /version document (minor "32"); field set of apimachinery ``version.Info``."""
+def version_info(version: KubeVersion | None = None) -> dict[str, Any]:
+    """The /version document of ``version`` (default 1.35); field set of apimachinery ``version.Info``."""
+    minor = str(version.minor) if version is not None else SERVER_MINOR
     return {
         "major": "1",
-        "minor": SERVER_MINOR,
-        "gitVersion": GIT_VERSION,
+        "minor": minor,
+        "gitVersion": f"v1.{minor}.0-kubestream-sim",
         "gitCommit": "0000000000000000000000000000000000000000",
         "gitTreeState": "clean",
         "buildDate": "2025-04-22T00:00:00Z",

@@ -18,6 +18,9 @@ class ErrorStorm:
     retry_after: int | None
     resource: str | None
     verbs: frozenset[str] | None
+    as_status: bool = False
+    """429 only: a JSON Status (the watch cache's "not ready" 429) instead of flow control's
+    plain text."""
 
     def matches(self, resource: str, verb: str, now: float) -> bool:
         """Whether a request is hit by this storm."""
@@ -60,11 +63,16 @@ class Faults:
             self._compact_hook(rv)
 
     def error_storm(self, status: int, seconds: float, retry_after: int | None = None,
-                    resource: str | None = None, verbs: list[str] | None = None) -> None:
-        """Answer requests with ``status`` (5xx or 429) for ``seconds``."""
+                    resource: str | None = None, verbs: list[str] | None = None, as_status: bool = False) -> None:
+        """Answer requests with ``status`` (5xx or 429) for ``seconds``.
+
+        A 429 has the shape API Priority and Fairness gives it, as almost every real 429 is:
+        ``text/plain`` "Too many requests, please try again later." with Retry-After (default 1).
+        ``as_status=True`` sends a JSON Status with ``retryAfterSeconds`` instead.
+        """
         with self._lock:
             self._storms.append(ErrorStorm(status, time.monotonic() + seconds, retry_after, resource,
-                                           frozenset(verbs) if verbs else None))
+                                           frozenset(verbs) if verbs else None, as_status))
 
     def slow(self, delay_s: float, seconds: float) -> None:
         """Delay every request by ``delay_s`` for the next ``seconds``."""

@@ -10,9 +10,11 @@ import time
 from typing import Any
 
 import orjson
+import yaml
 from aiohttp import web
 
 from kubestream.sim import discovery, openapi, tables, validation
+from kubestream.sim import fieldmanager as fm
 from kubestream.sim import status as st
 from kubestream.sim.accounting import RequestLog, RequestRecord
 from kubestream.sim.cluster import SimCluster
@@ -27,6 +29,8 @@ from kubestream.sim.status import SimApiError
 from kubestream.sim.watch import WatchHub, WatchParams, WatchSession
 
 JSON = "application/json"
+BODY_TYPES = ("application/json", "application/yaml")
+"""Request body media types served (the real server also takes application/vnd.kubernetes.protobuf)."""
 _log = logging.getLogger(__name__)
 
 
@@ -40,6 +44,27 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 def error_response(err: SimApiError) -> web.Response:
     """A Status body with its code and headers (Retry-After when retryAfterSeconds is set)."""
     return json_response(err.status, err.code, err.headers)
+
+
+def flow_control_429(retry_after: int) -> web.Response:
+    """spec §6: APF and max-in-flight answer 429 with Go's ``http.Error``: plain text, nosniff,
+    Retry-After (filters/priority-and-fairness.go, maxinflight.go tooManyRequests)."""
+    return web.Response(status=429, text=st.TOO_MANY_REQUESTS_TEXT, content_type="text/plain", charset="utf-8",
+                        headers={"Retry-After": str(retry_after), "X-Content-Type-Options": "nosniff"})
+
+
+def write_options(request: web.Request, options_kind: str) -> tuple[str, bool]:
+    """(field manager, dry run) of a write: ``fieldManager`` or the User-Agent's first segment
+    (fieldmanager.manager_from_request), ``dryRun=All`` (the only value; anything else is the 422
+    ValidateDryRun answers, in the request's *Options kind)."""
+    values = request.query.getall("dryRun", [])
+    bad = [v for v in values if v != "All"]
+    if bad:
+        raise st.invalid(f"{options_kind}.meta.k8s.io", "meta.k8s.io", options_kind, "", [
+            st.field_error("NotSupported", "dryRun", 'supported values: "All"',
+                           "[]string{" + ", ".join(f'"{v}"' for v in values) + "}")])
+    manager = fm.manager_from_request(request.query.get("fieldManager"), request.headers.get("User-Agent"))
+    return manager, bool(values)
 
 
 class TokenBucket:
@@ -164,18 +189,18 @@ class ApiApp:
     async def _pipeline(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         user = self._user(request)
         if self._limiter is not None and not self._limiter.allow():
-            # spec §6: flow control's 429 is plain text with Retry-After (priority-and-fairness.go).
-            return web.Response(status=429, text=st.TOO_MANY_REQUESTS_TEXT, headers={"Retry-After": "1"})
+            return flow_control_429(1)
         delay = self.faults.delay()
         if delay:
             await asyncio.sleep(delay)
         storm = self.faults.storm_for(info.resource, info.verb)
         if storm is not None:
-            err = st.too_many_requests(storm.retry_after or 1) if storm.status == 429 else st.generic(
+            if storm.status == 429 and not storm.as_status:
+                return flow_control_429(storm.retry_after or 1)
+            raise st.too_many_requests(storm.retry_after or 1) if storm.status == 429 else st.generic(
                 storm.status, storm.retry_after)
-            raise err
         if info.verb == "version":
-            return json_response(discovery.version_info())
+            return json_response(discovery.version_info(self.config.version))
         if info.verb == "discovery":
             return self._discovery(request, info)
         if info.verb == "openapi":
@@ -234,15 +259,17 @@ class ApiApp:
         if info.verb == "create":
             if info.name is not None or (rtype.namespaced and info.namespace is None):
                 raise st.method_not_allowed("create")  # no POST route on /<name> or all-namespaces URLs
+            manager, dry_run = write_options(request, "CreateOptions")
             body = await self._body(request, rtype)
             headers = self._validate_fields(request, rtype, body)
-            obj = self.cluster.create_obj(rtype, info.namespace, body)
+            obj = self.cluster.create_obj(rtype, info.namespace, body, manager=manager, dry_run=dry_run)
             return self._object_response(request, rtype, obj, 201, headers)
         if info.verb == "update":
+            manager, dry_run = write_options(request, "UpdateOptions")
             body = await self._body(request, rtype)
             headers = self._validate_fields(request, rtype, body)
             obj, created = self.cluster.update_obj(rtype, info.namespace, str(info.name), body,
-                                                   subresource=info.subresource)
+                                                   subresource=info.subresource, manager=manager, dry_run=dry_run)
             return self._object_response(request, rtype, obj, 201 if created else 200, headers)
         if info.verb == "patch":
             return await self._patch(request, info, rtype)
@@ -275,7 +302,18 @@ class ApiApp:
         return b"".join(chunks)
 
     async def _body(self, request: web.Request, rtype: ResourceType) -> Any:
+        if "Content-Type" in request.headers and request.content_type not in BODY_TYPES:
+            # No kept source of the k8s.io generated.proto schemas: protobuf (and anything else)
+            # gets the 415 the real negotiation answers for a type it does not serve
+            # (handlers/rest.go NegotiateInputSerializer), listing what is accepted.
+            raise st.unsupported_media_type(request.content_type, list(BODY_TYPES))
         raw = await self._read_body(request)
+        if request.content_type == "application/yaml":
+            try:
+                return yaml.safe_load(raw)
+            except yaml.YAMLError as exc:
+                raise st.bad_request(f"the object provided is unrecognized (must be of type {rtype.kind}): "
+                                     f"couldn't get version/kind; yaml parse error: {exc}") from None
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -312,8 +350,9 @@ class ApiApp:
         except orjson.JSONDecodeError as exc:
             raise st.bad_request(f"error decoding patch: {exc}") from None
         headers = self._validate_fields(request, rtype, body) if isinstance(body, dict) else {}
+        manager, dry_run = write_options(request, "PatchOptions")
         obj = self.cluster.patch_obj(rtype, info.namespace, str(info.name), content_type, body,
-                                     subresource=info.subresource)
+                                     subresource=info.subresource, manager=manager, dry_run=dry_run)
         return self._object_response(request, rtype, obj, 200, headers)
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
@@ -326,6 +365,8 @@ class ApiApp:
                 raise st.bad_request(f"error decoding DeleteOptions: {exc}") from None
             if isinstance(loaded, dict):
                 options = loaded
+        if isinstance(options.get("dryRun"), list):
+            options["dryRun"] = bool(options["dryRun"])
         if "gracePeriodSeconds" in request.query:
             try:
                 options["gracePeriodSeconds"] = int(request.query["gracePeriodSeconds"])
@@ -336,14 +377,25 @@ class ApiApp:
     async def _delete(self, request: web.Request, info: RequestInfo, rtype: ResourceType) -> web.Response:
         options = await self._delete_options(request)
         grace = options.get("gracePeriodSeconds")
+        propagation = options.get("propagationPolicy") or request.query.get("propagationPolicy")
+        if options.get("orphanDependents") is not None and propagation is None:
+            propagation = "Orphan" if options["orphanDependents"] else "Background"
+        dry_run = bool(request.query.getall("dryRun", [])) or bool(options.get("dryRun"))
         obj, deleted_now = self.cluster.delete_obj(
             rtype, info.namespace, str(info.name), grace_period_s=None if grace is None else float(grace),
-            preconditions=options.get("preconditions"))
-        if rtype.kind == "Pod":
-            # spec §3: pods return the object; 202 while the graceful deletion is pending.
-            return self._object_response(request, rtype, obj, 200 if deleted_now else 202)
+            preconditions=options.get("preconditions"), propagation=propagation, http=True, dry_run=dry_run)
+        headers: dict[str, str] = {}
+        if rtype.kind == "Job" and propagation is None:
+            # registry/batch/job/strategy.go: batch/v1 orphans by default and says so.
+            headers["Warning"] = ('299 - "child pods are preserved by default when jobs are deleted; set '
+                                  'propagationPolicy=Background to remove them or set propagationPolicy=Orphan to '
+                                  'suppress this warning"')
+        if rtype.kind == "Pod" or not deleted_now:
+            # spec §3: pods return the object (ReturnDeletedObject); an object left for its
+            # finalizers too; both 200 (202 only for the deprecated orphanDependents=false).
+            return self._object_response(request, rtype, obj, 200, headers)
         meta = obj["metadata"]
-        return json_response(st.success(meta["name"], rtype.group, rtype.plural, meta.get("uid", "")))
+        return json_response(st.success(meta["name"], rtype.group, rtype.plural, meta.get("uid", "")), 200, headers)
 
     async def _delete_collection(self, request: web.Request, info: RequestInfo, rtype: ResourceType) -> web.Response:
         options = await self._delete_options(request)
@@ -355,7 +407,9 @@ class ApiApp:
             meta = obj["metadata"]
             try:
                 gone, _ = self.cluster.delete_obj(rtype, meta.get("namespace"), meta["name"],
-                                                  grace_period_s=None if grace is None else float(grace))
+                                                  grace_period_s=None if grace is None else float(grace),
+                                                  propagation=options.get("propagationPolicy"), http=True,
+                                                  dry_run=bool(request.query.getall("dryRun", [])))
             except SimApiError as err:
                 if err.code == 404:
                     continue
@@ -391,9 +445,11 @@ class ApiApp:
         flt = make_filter(rtype, info.namespace, opts.label_selector, opts.field_selector)
         if opts.rv and not opts.continue_token:
             await self._wait_for_rv(opts.rv)
+        # spec §1: the watch cache ignores limit for RV=0 (computeListLimit); etcd, which serves
+        # the uncached Events, honours it and pages with continue tokens.
+        ignore_limit = opts.rv_is_zero and rtype.watch_cached
         page = self.cluster.list_page(
-            rtype, flt, rv=opts.rv, exact=opts.exact,
-            limit=None if opts.rv_is_zero else opts.limit,  # spec §1: RV=0 ignores limit (computeListLimit)
+            rtype, flt, rv=opts.rv, exact=opts.exact, limit=None if ignore_limit else opts.limit,
             continue_token=opts.continue_token or None,
         )
         meta: dict[str, Any] = {"resourceVersion": str(page.resource_version)}
@@ -421,8 +477,14 @@ class ApiApp:
     async def _watch(self, request: web.Request, info: RequestInfo, rtype: ResourceType) -> web.StreamResponse:
         opts = parse_options(request.query, watch=True)
         params = self._watch_params(opts, info, rtype)
-        if opts.rv:
-            await self._wait_for_rv(opts.rv)
+        if opts.rv and opts.send_initial_events:
+            # spec §2: a streaming list waits for the cache to reach a too-new RV (up to 3 s), and
+            # then fails in-stream (cacher.go waitUntilWatchCacheFreshAndForceAllEvents →
+            # newErrWatcher). A plain watch just waits for the store to get there.
+            try:
+                await self._wait_for_rv(opts.rv)
+            except SimApiError as err:
+                params.error = err.status
         assert self.hub is not None
         accept = request.headers.get("Accept", "")
         table_fn = None
@@ -430,12 +492,16 @@ class ApiApp:
             def table_fn(objs: list[dict[str, Any]], first: bool) -> dict[str, Any]:
                 return tables.to_table(rtype, objs, include_headers=first, list_meta=None)
         session = WatchSession(self.cluster, self.hub, params, bookmark_interval_s=self.config.bookmark_interval_s,
-                               table=table_fn)
+                               table=table_fn, version=self.config.version)
         session.start()
         cut_mid_object = self.faults.take_cut_mid_object()
         response = web.StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache, private"})
         response.enable_chunked_encoding()
-        await response.prepare(request)  # spec §2: headers flushed before any event (BeginStream)
+        try:
+            await response.prepare(request)  # spec §2: headers flushed before any event (BeginStream)
+        except BaseException:
+            session.release()  # the client left before the stream began
+            raise
         self._record(request, info, 200, time.time())
         handle = self.requests.watch_opened(rtype.group_resource)
         open_watch = OpenWatch(request, session, rtype.group_resource)
@@ -455,6 +521,7 @@ class ApiApp:
         except (ConnectionResetError, ConnectionError):
             pass
         finally:
+            session.release()
             self.watches.discard(open_watch)
             self.requests.watch_closed(handle)
         return response

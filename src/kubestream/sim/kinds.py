@@ -1,5 +1,5 @@
-"""Per-kind server behaviour that is not generic: create defaults, time-field formats and the
-empty object a BOOKMARK carries."""
+"""Per-kind server behaviour that is not generic: time-field formats and the empty object a
+BOOKMARK carries (create defaults live in defaults.py)."""
 
 from __future__ import annotations
 
@@ -53,64 +53,6 @@ def normalize_times(kind: str, obj: dict[str, Any]) -> None:
         _normalize_path(obj, path.split("."), micro)
 
 
-def _image_pull_policy(image: str) -> str:
-    # core/v1 defaults.go SetDefaults_Container: ":latest" or no tag → Always.
-    last = image.rsplit("/", 1)[-1]
-    if "@" in last:
-        return "IfNotPresent"
-    return "Always" if ":" not in last or last.endswith(":latest") else "IfNotPresent"
-
-
-def _default_container(container: dict[str, Any]) -> None:
-    container.setdefault("resources", {})
-    container.setdefault("terminationMessagePath", "/dev/termination-log")
-    container.setdefault("terminationMessagePolicy", "File")
-    container.setdefault("imagePullPolicy", _image_pull_policy(str(container.get("image", ""))))
-
-
-def default_pod(pod: dict[str, Any]) -> None:
-    """Defaults the API server and admission add to a new Pod (checklist 34: phase Pending)."""
-    spec = pod.setdefault("spec", {})
-    for key in ("initContainers", "containers"):
-        for container in spec.get(key) or []:
-            if isinstance(container, dict):
-                _default_container(container)
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("serviceAccountName", "default")
-    spec.setdefault("serviceAccount", spec["serviceAccountName"])
-    spec.setdefault("securityContext", {})
-    spec.setdefault("schedulerName", "default-scheduler")
-    spec.setdefault("enableServiceLinks", True)
-    spec.setdefault("priority", 0)
-    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-    status = pod.get("status")
-    if not isinstance(status, dict) or not status:
-        status = {}
-    status.setdefault("phase", "Pending")  # pod/strategy.go PrepareForCreate
-    status.setdefault("qosClass", "BestEffort")
-    pod["status"] = status
-
-
-def default_namespace(ns: dict[str, Any]) -> None:
-    """Namespace defaults: finalizer, Active phase and the metadata.name label."""
-    name = ns["metadata"]["name"]
-    ns["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
-    ns.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-    ns.setdefault("status", {}).setdefault("phase", "Active")
-
-
-def apply_create_defaults(rtype: ResourceType, obj: dict[str, Any]) -> None:
-    """Kind-specific defaults on create, in place."""
-    if rtype.kind == "Pod":
-        default_pod(obj)
-    elif rtype.kind == "Namespace":
-        default_namespace(obj)
-    elif rtype.group in ("apps", "batch"):
-        obj["metadata"].setdefault("generation", 1)
-
-
 _EMPTY_BODIES: dict[str, dict[str, Any]] = {
     # spec §2: v1.32 BOOKMARK object of a pod watch, recorded: {"spec":{"containers":null},"status":{}}.
     "Pod": {"spec": {"containers": None}, "status": {}},
@@ -147,14 +89,30 @@ _EMPTY_EVENT_V1: dict[str, Any] = {
 }
 
 
-def empty_object(rtype: ResourceType, resource_version: int, annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    """The zero object of a kind carrying only an RV, as a v1.32 BOOKMARK sends it (spec §2)."""
-    metadata: dict[str, Any] = {"resourceVersion": str(resource_version), "creationTimestamp": None}
+def empty_object(rtype: ResourceType, resource_version: int, annotations: dict[str, str] | None = None, *,
+                 zero_time_as_null: bool = False) -> dict[str, Any]:
+    """The zero object of a kind carrying only an RV, as a BOOKMARK sends it (spec §2): 1.32
+    writes the zero ``creationTimestamp`` as null, 1.34+ omit it."""
+    metadata: dict[str, Any] = {"resourceVersion": str(resource_version)}
+    if zero_time_as_null:
+        metadata["creationTimestamp"] = None
     if annotations:
         metadata["annotations"] = annotations
     if rtype.kind == "Event":
         body = _EMPTY_EVENT_V1 if rtype.group == "events.k8s.io" else _EMPTY_EVENT_CORE
     else:
         body = _EMPTY_BODIES.get(rtype.kind, {})
-    return {"kind": rtype.kind, "apiVersion": rtype.api_version, "metadata": metadata, **copy.deepcopy(body)}
+    body = copy.deepcopy(body)
+    if not zero_time_as_null:
+        _drop_null_creation_times(body)
+    return {"kind": rtype.kind, "apiVersion": rtype.api_version, "metadata": metadata, **body}
+
+
+def _drop_null_creation_times(value: Any) -> None:
+    # 1.34+ omit a zero metav1.Time (pod templates' creationTimestamp) instead of writing null.
+    if isinstance(value, dict):
+        if value.get("creationTimestamp", 0) is None:
+            del value["creationTimestamp"]
+        for child in value.values():
+            _drop_null_creation_times(child)
 

@@ -57,6 +57,10 @@ EVENTS_V1_FIELDS = _BASE_FIELDS | {
 """§4: pkg/apis/events/v1/conversion.go (``regarding.*`` → ``involvedObject.*``)."""
 
 
+UNCACHED_STORES = frozenset({"events"})
+"""pkg/kubeapiserver/default_storage_factory_builder.go DefaultWatchCacheSizes: events → 0."""
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceType:
     """One served resource (group/version/plural)."""
@@ -93,6 +97,12 @@ class ResourceType:
     @property
     def list_kind(self) -> str:
         return f"{self.kind}List"
+
+    @property
+    def watch_cached(self) -> bool:
+        """Served from the watch cache; Events are not: kube-apiserver's ``DefaultWatchCacheSizes``
+        sets both Event resources to 0, so their lists and watches go to etcd (spec §2)."""
+        return self.store_name not in UNCACHED_STORES
 
 
 RESOURCES: tuple[ResourceType, ...] = (

@@ -24,6 +24,8 @@ INCONSISTENT_CONTINUE = (
     "the first chunk was returned and now may show up in the list."
 )
 """spec §1: etcd3/errors.go messages for compacted lists and continue tokens."""
+WATCH_EXPIRED = "The resourceVersion for the provided watch is too old."
+"""spec §2: etcd3/errors.go interpretWatchError for a compacted revision (uncached resources)."""
 
 
 class SimApiError(Exception):

@@ -60,15 +60,26 @@ def restamp(obj: Obj, rv: int) -> Obj:
 class Bucket:
     """The objects and change history of one store (e.g. ``pods``; both Event APIs share one)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, start_rv: int = 0, *, cached: bool = True) -> None:
         self.name = name
+        self.cached = cached
+        """False for stores without a watch cache (Events): history is kept until compaction,
+        not for a time window."""
         self.objects: dict[str, Obj] = {}
         self._sorted: list[str] | None = None
         self._changes: list[Change] = []
         self._rvs: list[int] = []
         self._start = 0
-        self.compacted_rv = 0
-        """Watching from this RV or later is possible; older is 'too old' (spec §2)."""
+        self.compacted_rv = start_rv
+        """New watches and exact reads from an older RV are 'too old' (compaction, or a watch
+        cache that started later; spec §2)."""
+        self.trimmed_rv = start_rv
+        """Changes at or below this RV are physically gone; even an open watch cannot read them."""
+
+    @property
+    def floor_rv(self) -> int:
+        """The oldest RV a new watch or exact read may start from."""
+        return max(self.compacted_rv, self.trimmed_rv)
 
     def sorted_keys(self) -> list[str]:
         """Live keys in etcd (byte) order, cached until an add or delete."""
@@ -94,7 +105,7 @@ class Bucket:
         if count <= 0:
             return
         self._start += count
-        self.compacted_rv = max(self.compacted_rv, self._rvs[self._start - 1])
+        self.trimmed_rv = max(self.trimmed_rv, self._rvs[self._start - 1])
         # Physically shrink only now and then so dropping stays O(1) amortised.
         if self._start > 4096 and self._start * 2 > len(self._changes):
             del self._changes[: self._start]
@@ -125,9 +136,19 @@ class Store:
     """
 
     def __init__(self, *, history_min_s: float, history_min_events: int, history_max_events: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, start_rv: int = 1,
+                 uncached: frozenset[str] = frozenset()) -> None:
         self.lock = threading.RLock()
-        self.rv = 1
+        self.rv = start_rv
+        # A server on an empty etcd has every revision; one started at a later revision has a
+        # watch cache that begins there (spec §2).
+        self._start_rv = start_rv if start_rv > 1 else 0
+        self._uncached = uncached
+        self._compacted = {True: 0, False: 0}
+        """The last compaction RV of cached and uncached stores, for buckets created later."""
+        self._watchers: dict[int, tuple[str, int]] = {}
+        """Open watches: handle → (bucket, RV read up to). Compaction keeps what they still need."""
+        self._next_watcher = 0
         self._buckets: dict[str, Bucket] = {}
         self._listeners: list[Listener] = []
         self._history_min_s = history_min_s
@@ -140,7 +161,9 @@ class Store:
         b = self._buckets.get(name)
         if b is None:
             with self.lock:
-                b = self._buckets.setdefault(name, Bucket(name))
+                cached = name not in self._uncached
+                b = self._buckets.setdefault(name, Bucket(name, self._start_rv, cached=cached))
+                b.compacted_rv = max(b.compacted_rv, self._compacted[cached])
         return b
 
     def add_listener(self, listener: Listener) -> None:
@@ -184,30 +207,54 @@ class Store:
 
     def _trim(self, b: Bucket, now: float) -> None:
         # spec §2: keep >= history_min_s of events, bounded by [min, max] events, like the cacher.
+        # etcd (uncached stores) keeps everything until compaction: only the memory cap applies.
         drop = 0
         n = b.retained()
         while n - drop > self._history_max_events or (
-            n - drop > self._history_min_events and now - b.at(drop).at > self._history_min_s
+            b.cached and n - drop > self._history_min_events and now - b.at(drop).at > self._history_min_s
         ):
             drop += 1
         b.drop_through(drop)
 
-    def compact(self, rv: int | None = None) -> int:
-        """Forget history at or below ``rv`` (default: now) in every store; returns the RV."""
+    def compact(self, rv: int | None = None, *, uncached_only: bool = False) -> int:
+        """Compact at ``rv`` (default: now) in every store (or only in stores without a watch
+        cache); returns the RV. New watches and exact reads from older RVs get 410; watches
+        already open go on, as etcd's synced watchers and the watch cache's do."""
         with self.lock:
             target = self.rv if rv is None else min(rv, self.rv)
+            for cached in (False,) if uncached_only else (False, True):
+                self._compacted[cached] = max(self._compacted[cached], target)
             for b in self._buckets.values():
-                drop = sum(1 for c in b.history() if c.rv <= target)
-                b.drop_through(drop)
+                if uncached_only and b.cached:
+                    continue
                 b.compacted_rv = max(b.compacted_rv, target)
+                keep_from = min([target, *(at for name, at in self._watchers.values() if name == b.name)])
+                b.drop_through(sum(1 for c in b.history() if c.rv <= keep_from))
             return target
 
-    def changes_since(self, bucket_name: str, rv: int) -> tuple[list[Change], int]:
-        """Changes after ``rv`` and the revision the caller is now up to date with."""
+    def open_watcher(self, bucket_name: str, rv: int) -> int:
+        """Register an open watch that has seen everything up to ``rv``; returns its handle."""
+        with self.lock:
+            self._next_watcher += 1
+            self._watchers[self._next_watcher] = (bucket_name, rv)
+            return self._next_watcher
+
+    def close_watcher(self, handle: int) -> None:
+        """Forget an open watch."""
+        with self.lock:
+            self._watchers.pop(handle, None)
+
+    def changes_since(self, bucket_name: str, rv: int, *, watcher: int | None = None) -> tuple[list[Change], int]:
+        """Changes after ``rv`` and the revision the caller is now up to date with. ``watcher``: the
+        handle of an open watch reading on; compaction does not end it (etcd's synced watchers and
+        the watch cache's go on), only history trimmed under it does."""
         with self.lock:
             b = self.bucket(bucket_name)
-            if rv < b.compacted_rv:
-                raise HistoryExpired(rv, b.compacted_rv)
+            floor = b.trimmed_rv if watcher is not None else b.floor_rv
+            if rv < floor:
+                raise HistoryExpired(rv, floor)
+            if watcher is not None:
+                self._watchers[watcher] = (bucket_name, max(rv, self.rv))
             return b.changes_after(rv), self.rv
 
     def snapshot(self, bucket_name: str, rv: int | None) -> tuple[dict[str, Obj], list[str] | None, int]:
@@ -216,8 +263,8 @@ class Store:
             b = self.bucket(bucket_name)
             if rv is None or rv >= self.rv:
                 return dict(b.objects), list(b.sorted_keys()), self.rv
-            if rv < b.compacted_rv:
-                raise HistoryExpired(rv, b.compacted_rv)
+            if rv < b.floor_rv:
+                raise HistoryExpired(rv, b.floor_rv)
             later = b.changes_after(rv)
             if not later:
                 return dict(b.objects), list(b.sorted_keys()), rv

@@ -19,6 +19,7 @@ from kubestream.sim.kinds import empty_object
 from kubestream.sim.resources import ResourceType
 from kubestream.sim.selectors import Filter
 from kubestream.sim.store import ADDED, DELETED, MODIFIED, Change, HistoryExpired, Obj, Store, restamp
+from kubestream.sim.versions import KubeVersion
 
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 LIST_BLUEPRINT = "kubernetes.io/initial-events-list-blueprint"
@@ -76,6 +77,8 @@ class WatchParams:
     timeout_s: float | None = None
     force_expired: bool = False
     """Fault injection: answer with an in-stream ERROR 410 at once."""
+    error: dict[str, Any] | None = None
+    """A Status to send as the only, in-stream ERROR event (e.g. a streaming list's 504)."""
 
 
 TableFn = Callable[[list[Obj], bool], dict[str, Any]]
@@ -84,6 +87,14 @@ TableFn = Callable[[list[Obj], bool], dict[str, Any]]
 def default_timeout(min_request_timeout_s: float) -> float:
     """spec §2: random in [minRequestTimeout, 2 x minRequestTimeout] (handlers/get.go)."""
     return min_request_timeout_s * (1 + random.random())
+
+
+def expired_status(rtype: ResourceType, requested: int, oldest: int) -> dict[str, Any]:
+    """The 410 of a watch from a too-old RV: the watch cache's text, or etcd's for uncached
+    resources (spec §2: watch_cache_history.go vs etcd3/errors.go interpretWatchError)."""
+    if rtype.watch_cached:
+        return st.expired(f"too old resource version: {requested} ({oldest})").status
+    return st.expired(st.WATCH_EXPIRED).status
 
 
 def list_blueprint(rtype: ResourceType) -> str:
@@ -97,11 +108,14 @@ class WatchSession:
     ``chunks()``; each chunk holds whole NDJSON lines."""
 
     def __init__(self, cluster: SimCluster, hub: WatchHub, params: WatchParams, *,
-                 bookmark_interval_s: float, table: TableFn | None = None) -> None:
+                 bookmark_interval_s: float, table: TableFn | None = None,
+                 version: KubeVersion | None = None) -> None:
         self._cluster = cluster
         self._hub = hub
         self._p = params
         self._bookmark_interval = bookmark_interval_s
+        self._version = version or cluster.config.version
+        self._watcher: int | None = None
         self._table = table
         self._first_table = True
         self._initial: list[Obj] = []
@@ -114,24 +128,35 @@ class WatchSession:
         """Take the initial snapshot or check the start RV, atomically with the cursor."""
         p = self._p
         store = self._cluster.store
+        if p.error is not None:
+            self._error = p.error
+            return
         if p.force_expired:
-            rv = p.rv or store.rv
-            self._error = st.expired(f"too old resource version: {rv} ({store.rv})").status
+            self._error = expired_status(p.rtype, p.rv or store.rv, store.rv)
             return
-        if p.rv is None or p.rv == 0 or p.send_initial_events:
-            # RV unset/"0": synthetic ADDED for the current state, then changes after it (spec §2).
-            objects, keys, rv = store.snapshot(p.rtype.store_name, None)
-            order = keys if keys is not None else sorted(objects)
-            self._initial = [o for o in (objects[k] for k in order) if p.flt.matches(o)]
-            self._cursor = rv
-            return
-        try:
-            store.changes_since(p.rtype.store_name, p.rv)
-        except HistoryExpired as exc:
-            # spec §2: accepted watch, expired RV → 200 + ERROR 410 (cacher.go newErrWatcher).
-            self._error = st.expired(str(exc)).status
-            return
-        self._cursor = p.rv
+        with store.lock:  # the snapshot or RV check and the watcher registration are one step
+            if p.rv is None or p.rv == 0 or p.send_initial_events:
+                # RV unset/"0": synthetic ADDED for the current state, then changes after it (spec §2).
+                objects, keys, rv = store.snapshot(p.rtype.store_name, None)
+                order = keys if keys is not None else sorted(objects)
+                self._initial = [o for o in (objects[k] for k in order) if p.flt.matches(o)]
+                self._cursor = rv
+            else:
+                try:
+                    store.changes_since(p.rtype.store_name, p.rv)
+                except HistoryExpired as exc:
+                    # spec §2: accepted watch, expired RV → 200 + ERROR 410 (cacher.go newErrWatcher).
+                    self._error = expired_status(p.rtype, exc.requested, exc.oldest)
+                    return
+                # A too-new RV is no error on a plain watch: it waits for the store to get there.
+                self._cursor = p.rv
+            self._watcher = store.open_watcher(p.rtype.store_name, self._cursor)
+
+    def release(self) -> None:
+        """Unregister from the store (idempotent); compaction may then drop what it needed."""
+        if self._watcher is not None:
+            self._cluster.store.close_watcher(self._watcher)
+            self._watcher = None
 
     def _line(self, type_: str, obj: Obj) -> bytes:
         if self._table is not None:
@@ -162,11 +187,24 @@ class WatchSession:
         return None
 
     def _bookmark(self, rv: int, annotations: dict[str, str] | None = None) -> bytes:
-        obj = empty_object(self._p.rtype, rv, annotations)
+        obj = empty_object(self._p.rtype, rv, annotations, zero_time_as_null=self._version.zero_time_as_null)
         return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
+
+    def _end_bookmark(self) -> bytes:
+        annotations = {INITIAL_EVENTS_END: "true"}
+        if self._version.list_blueprint:  # spec §2: 1.32 only
+            annotations[LIST_BLUEPRINT] = list_blueprint(self._p.rtype)
+        return self._bookmark(self._cursor, annotations)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The stream body, chunk by chunk; ends at the deadline or when closed."""
+        try:
+            async for chunk in self._chunks():
+                yield chunk
+        finally:
+            self.release()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
         p = self._p
         if self._error is not None:
             yield orjson.dumps({"type": "ERROR", "object": self._error}) + b"\n"
@@ -179,29 +217,33 @@ class WatchSession:
         self._initial = []
         if p.send_initial_events and p.allow_bookmarks:
             # spec §2: the end bookmark only when bookmarks are allowed (setInitialEventsEndBookmarkIfRequested).
-            yield self._bookmark(self._cursor, {INITIAL_EVENTS_END: "true", LIST_BLUEPRINT: list_blueprint(p.rtype)})
+            yield self._end_bookmark()
         next_bookmark = self._next_bookmark(loop.time(), deadline)
         while not self.closed.is_set():
             changed = self._hub.changed
             try:
-                changes, upto = self._cluster.store.changes_since(p.rtype.store_name, self._cursor)
+                changes, upto = self._cluster.store.changes_since(p.rtype.store_name, self._cursor,
+                                                                   watcher=self._watcher)
             except HistoryExpired:
                 return  # fell out of the window: the cacher drops such a watcher; the client re-watches
             lines = [line for line in map(self._convert, changes) if line is not None]
-            self._cursor = upto
+            self._cursor = max(self._cursor, upto)  # a watch from a too-new RV stays there
             if lines:
                 yield b"".join(lines)
             now = loop.time()
             if now >= deadline:
                 return
             if next_bookmark is not None and now >= next_bookmark:
-                yield self._bookmark(self._cursor)
+                if self._cursor <= upto:  # never a bookmark past what the store has reached
+                    yield self._bookmark(self._cursor)
                 next_bookmark = self._next_bookmark(now, deadline)
             wake_at = min(deadline, next_bookmark) if next_bookmark is not None else deadline
             await _wait_any(changed, self.closed, wake_at - loop.time())
 
     def _next_bookmark(self, now: float, deadline: float) -> float | None:
-        if not self._p.allow_bookmarks:
+        if not self._p.allow_bookmarks or not self._p.rtype.watch_cached:
+            # Bookmarks come from the watch cache; etcd watches of uncached resources (Events)
+            # ask etcd for no progress notifications, so they get none (spec §2).
             return None
         # spec §2: about every bookmark interval, and ~2 s before the deadline (nextBookmarkTime).
         when = now + self._bookmark_interval

@@ -831,6 +831,12 @@ class Workload:
     def _template(self, app: str, image: str, labels: dict[str, str]) -> dict[str, Any]:
         return {"metadata": {"labels": labels}, "spec": pod_spec(app, image, init_image="busybox:1.36.1")}
 
+    def _job_template(self, app: str, image: str, labels: dict[str, str]) -> dict[str, Any]:
+        # batch validation: a Job's pods restart OnFailure or Never, never Always.
+        template = self._template(app, image, labels)
+        template["spec"]["restartPolicy"] = "OnFailure"
+        return template
+
     def _add_deployment(self, namespace: str, app: str, replicas: int) -> None:
         image = _image(self._rng, app)
         owner = _Owner("Deployment", "apps/v1", namespace, app)
@@ -945,7 +951,7 @@ class Workload:
             "spec": {"schedule": "*/1 * * * *", "concurrencyPolicy": "Forbid", "successfulJobsHistoryLimit": 3,
                      "failedJobsHistoryLimit": 1,
                      "jobTemplate": {"spec": {"backoffLimit": 6,
-                                              "template": self._template(name, image, {"app": name})}}}})
+                                              "template": self._job_template(name, image, {"app": name})}}}})
         self._cronjobs.append(_CronJob(owner, image, first_fire))
 
     # ---- pods -----------------------------------------------------------------------------
@@ -1245,7 +1251,7 @@ class Workload:
             "metadata": {"labels": {"app": cj.owner.name}, "ownerReferences": [cj.owner.owner_reference()],
                          "annotations": {"batch.kubernetes.io/cronjob-scheduled-timestamp": rfc3339(now)}},
             "spec": {"backoffLimit": 6, "completions": 1, "parallelism": 1,
-                     "template": self._template(cj.owner.name, cj.image, {"app": cj.owner.name})}})
+                     "template": self._job_template(cj.owner.name, cj.image, {"app": cj.owner.name})}})
         self._emit("cronjob-controller", "", cj.owner.ref(), "Normal", "SuccessfulCreate", f"Created job {job.name}")
         labels = pod_labels(cj.owner.name, {
             "batch.kubernetes.io/controller-uid": job.uid, "batch.kubernetes.io/job-name": job.name,

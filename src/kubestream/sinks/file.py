@@ -17,13 +17,16 @@ import shutil
 from pathlib import Path, PurePosixPath
 
 from kubestream.config.settings import FileSinkSettings
-from kubestream.errors import SinkFatalError, SinkRetryableError
+from kubestream.errors import SinkFatalError, SinkRejectedError, SinkRetryableError
 from kubestream.obs.metrics import Metrics
 
 # Waiting can fix a full disk (the operator or a log rotation frees space); it cannot fix
 # permissions or a read-only mount.
 _RETRYABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT})
 _FATAL_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR})
+# This one object cannot be stored (a name component over NAME_MAX, a file over the size limit);
+# other keys can: a dead letter, not a stopped agent.
+_REJECTED_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EFBIG})
 # A hard link is impossible across file systems or where links are unsupported; copy instead.
 _LINK_UNAVAILABLE = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP})
 
@@ -51,11 +54,14 @@ def _make_directories(directory: Path) -> None:
         _fsync_directory(path.parent)
 
 
-def classify(exc: OSError, what: str) -> SinkRetryableError | SinkFatalError:
-    """The sink error for an ``OSError``: disk full and transient I/O are retryable."""
+def classify(exc: OSError, what: str) -> SinkRetryableError | SinkRejectedError | SinkFatalError:
+    """The sink error for an ``OSError``: disk full and transient I/O are retryable, a name or
+    size this file system cannot hold is a rejection of that object."""
     reason = exc.strerror or str(exc)
     if exc.errno in _FATAL_ERRNOS:
         return SinkFatalError(f"file sink: {what}: {reason}")
+    if exc.errno in _REJECTED_ERRNOS:
+        return SinkRejectedError(f"file sink: {what}: {reason}")
     if exc.errno in _RETRYABLE_ERRNOS:
         return SinkRetryableError(f"file sink: {what}: {reason}")
     # Unknown errors: a retry is cheap, and the delivery worker logs every failed attempt.
@@ -80,7 +86,8 @@ class FileSink:
         return self.directory.joinpath(*parts)
 
     async def check(self) -> None:
-        """Create the directory if needed and prove it writable, else ``SinkFatalError``."""
+        """Create the directory if needed and prove it writable: ``SinkRetryableError`` if a wait
+        may fix it (a full disk, transient I/O errors), else ``SinkFatalError``."""
         await asyncio.to_thread(self._check)
 
     def _check(self) -> None:
@@ -92,9 +99,10 @@ class FileSink:
                 os.fsync(handle.fileno())
             probe.unlink()
         except OSError as exc:
-            raise SinkFatalError(
-                f"file sink: directory {self.directory} is not writable: {exc.strerror or exc}"
-            ) from exc
+            what = f"file sink: directory {self.directory} is not writable: {exc.strerror or exc}"
+            if exc.errno in _RETRYABLE_ERRNOS:
+                raise SinkRetryableError(what) from exc
+            raise SinkFatalError(what) from exc
 
     async def put(self, key: str, source: Path, size: int) -> None:
         """Store ``source`` under ``key``; returns once the object is durable."""

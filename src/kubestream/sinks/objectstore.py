@@ -28,7 +28,13 @@ from obstore.exceptions import BaseError as ObstoreError
 from obstore.store import AzureStore, GCSStore
 
 from kubestream.config.settings import AzureSinkSettings, GCSSinkSettings
-from kubestream.errors import ConfigError, SinkFatalError, SinkRetryableError
+from kubestream.errors import (
+    ConfigError,
+    SinkFatalError,
+    SinkRejectedError,
+    SinkRetryableError,
+    SinkUnreachableError,
+)
 from kubestream.obs.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -43,6 +49,13 @@ RETRYABLE_CODES = frozenset({
     "ExpiredToken", "TokenRefreshRequired", "OperationAborted", "NoSuchUpload", "InternalFailure",
     "ServerBusy", "OperationTimedOut", "rateLimitExceeded", "userRateLimitExceeded", "backendError",
 })
+# Codes that refuse one object for good (its size, its name, its metadata) while others go
+# through: that batch becomes a dead letter (pipeline.delivery), the agent goes on.
+REJECTED_CODES = frozenset({
+    "EntityTooLarge", "KeyTooLongError", "MetadataTooLarge", "InvalidObjectName", "RequestBodyTooLarge",
+    "BlobTooLarge", "BlockCountExceedsLimit", "InvalidBlobOrBlock", "InvalidDigest", "BadDigest",
+})
+REJECTED_STATUSES = frozenset({413, 414})
 THROTTLE_CODES = frozenset({
     "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests",
     "TooManyRequestsException", "ServiceUnavailable", "ServerBusy", "rateLimitExceeded",
@@ -78,19 +91,23 @@ def _first_group(match: re.Match[str] | None) -> str | None:
     return next((group for group in match.groups() if group is not None), None)
 
 
-def classify(exc: BaseException, where: str, hints: Mapping[str, str]) -> SinkRetryableError | SinkFatalError:
+SinkFailure = SinkRetryableError | SinkRejectedError | SinkFatalError
+
+
+def classify(exc: BaseException, where: str, hints: Mapping[str, str]) -> SinkFailure:
     """The sink error for a failed obstore call, from the HTTP status and the store's error code.
 
     obstore gives only coarse classes (PermissionDenied, NotFound, Generic), so the status and
     the error code of the response body are read from its message. No status at all means the
-    request never got an answer (refused, reset, timed out): always retryable. ``hints`` maps
-    fatal codes to the cause an operator should fix.
+    request never got an answer (refused, reset, timed out): unreachable, always retryable.
+    A code or status that refuses this one object (``REJECTED_CODES``, 413, 414) is a rejection;
+    other 4xx are fatal. ``hints`` maps fatal codes to the cause an operator should fix.
     """
     # The "Debug source" tail repeats the body with escaped quotes: read the summary only.
     head = str(exc).split(_DEBUG_SOURCE, 1)[0]
     status_match = _STATUS_RE.search(head)
     if status_match is None:
-        return SinkRetryableError(f"{where}: no answer from the server ({_describe_transport_failure(head)})")
+        return SinkUnreachableError(f"{where}: no answer from the server ({_describe_transport_failure(head)})")
     status = int(status_match.group(1))
     code = _first_group(_CODE_RE.search(head))
     # Azure appends "RequestId:… Time:…" lines to its message: keep the sentence only.
@@ -99,6 +116,8 @@ def classify(exc: BaseException, where: str, hints: Mapping[str, str]) -> SinkRe
     label = f"{code} (HTTP {status})" if code else f"HTTP {status}"
     line = one_line(f"{where}: {label}: {detail}".rstrip(": "))
     retryable = code in RETRYABLE_CODES or status >= 500 or status in (408, 429)
+    if not retryable and (code in REJECTED_CODES or status in REJECTED_STATUSES):
+        return SinkRejectedError(line)
     if not retryable:
         return SinkFatalError(line)
     throttled = code in THROTTLE_CODES or status in (429, 503)
@@ -163,7 +182,7 @@ class ObjectStoreSink:
         # Delivery counts batches, bytes and errors per sink; nothing store-specific to add yet.
         self._metrics = metrics
 
-    def _classify(self, exc: BaseException, where: str) -> SinkRetryableError | SinkFatalError:
+    def _classify(self, exc: BaseException, where: str) -> SinkFailure:
         return classify(exc, where, self.fatal_hints)
 
     def _probe_key(self) -> str:
@@ -171,10 +190,12 @@ class ObjectStoreSink:
         return f"{self._prefix}/{name}" if self._prefix else name
 
     async def check(self) -> None:
-        """Write and delete a probe object under the prefix; ``SinkFatalError`` names the cause.
+        """Write and delete a probe object under the prefix; the error names the cause.
 
         The probe carries the configured attributes (S3 storage class, encryption), so a wrong
         KMS key or an unsupported storage class is found at start, not at the first batch.
+        ``SinkFatalError`` when no wait can help (credentials, bucket, a refused probe);
+        ``SinkRetryableError`` (``SinkUnreachableError`` without an answer) when one may.
         """
         key = self._probe_key()
         timeout = self._options.attempt_timeout_s
@@ -184,11 +205,13 @@ class ObjectStoreSink:
                                         attributes=self._options.attributes or None, use_multipart=False)
                 await obstore.delete_async(self._store, key)
         except TimeoutError as exc:
-            raise SinkFatalError(f"{self.where}: no answer within {timeout:g}s") from exc
+            raise SinkUnreachableError(f"{self.where}: write check failed: no answer within {timeout:g}s") from exc
         except (ObstoreError, OSError) as exc:
-            # At start nothing is queued yet: any failure, even a transient one, is reported
-            # as unusable so the operator sees the cause at once.
-            raise SinkFatalError(str(self._classify(exc, f"{self.where}: write check failed"))) from exc
+            error = self._classify(exc, f"{self.where}: write check failed")
+            if isinstance(error, SinkRetryableError):
+                raise error from exc
+            # A refused probe (a few bytes, our own name) is a setting no wait will change.
+            raise SinkFatalError(str(error)) from exc
 
     async def put(self, key: str, source: Path, size: int) -> None:
         """Upload ``source`` as ``key`` in one attempt bounded by ``attempt_timeout_s``."""
@@ -239,7 +262,7 @@ class ObjectStoreSink:
             async with asyncio.timeout(timeout):
                 return await call
         except TimeoutError as exc:
-            raise SinkRetryableError(f"{where}: no answer within {timeout:g}s") from exc
+            raise SinkUnreachableError(f"{where}: no answer within {timeout:g}s") from exc
         except (ObstoreError, OSError) as exc:
             raise self._classify(exc, where) from exc
 

@@ -17,13 +17,14 @@ from obstore.exceptions import BaseError as ObstoreError
 from obstore.store import S3Store
 
 from kubestream.config.settings import S3SinkSettings
-from kubestream.errors import ConfigError, SinkFatalError, SinkRetryableError
+from kubestream.errors import ConfigError
 from kubestream.obs.metrics import Metrics
 from kubestream.sinks.credentials import ResolvedCredentials, resolve_credentials
 from kubestream.sinks.objectstore import (
     NO_RETRIES,
     THROTTLE_RETRY_AFTER_S,
     ObjectStoreSink,
+    SinkFailure,
     UploadOptions,
     client_options,
     one_line,
@@ -49,7 +50,7 @@ _FATAL_HINTS = {
 }
 
 
-def classify(exc: BaseException, where: str) -> SinkRetryableError | SinkFatalError:
+def classify(exc: BaseException, where: str) -> SinkFailure:
     """The sink error for a failed obstore S3 call (see ``objectstore.classify``)."""
     return classify_store_error(exc, where, _FATAL_HINTS)
 

@@ -60,6 +60,24 @@ WHERE deleted_rv IS NOT NULL
 """
 
 
+# resourceVersion went backwards to ?1 (an etcd restore): RVs of the old history mean nothing in
+# the new one. Clamp them so relist pruning and deletion pruning work again, and move the watch
+# position back (an overwrite: _META_MAX would keep the old, now unreachable, position forever).
+_RESET_ROWS = """
+UPDATE events_exported SET rv = min(rv, ?1), deleted_rv = min(deleted_rv, ?1)
+WHERE rv > ?1 OR deleted_rv > ?1
+"""
+_RESET_WATCH_RV = """
+INSERT INTO events_meta (key, value) VALUES ('watch_rv', ?1)
+ON CONFLICT(key) DO UPDATE SET value = excluded.value
+"""
+
+
+def _reset(conn: sqlite3.Connection, reset_rv: int) -> None:
+    conn.execute(_RESET_ROWS, (reset_rv,))
+    conn.execute(_RESET_WATCH_RV, (reset_rv,))
+
+
 @dataclass(slots=True)
 class Watermark:
     """Occurrences of one event uid already handed on (or baselined), and its latest RV."""
@@ -86,6 +104,8 @@ class EventCheckpoint:
     record is committed everything up to its RV has been handled) and None for records of a
     list, whose items come in name order. ``deletions`` are deletions observed since the
     previous checkpoint: applied after the earlier records' upserts, in commit order.
+    ``reset_rv`` is set on the first record after the server's resourceVersion went backwards
+    (applied first, so the earlier records' old positions cannot undo it).
     """
 
     uid: str
@@ -94,8 +114,11 @@ class EventCheckpoint:
     seq: int
     watch_rv: int | None = None
     deletions: tuple[tuple[str, int], ...] = ()
+    reset_rv: int | None = None
 
     def apply(self, conn: sqlite3.Connection) -> None:
+        if self.reset_rv is not None:
+            _reset(conn, self.reset_rv)
         conn.execute(_UPSERT, (self.uid, self.occurrences, self.rv))
         for uid, deleted_rv in self.deletions:
             conn.execute(_MARK_DELETED, (deleted_rv, uid))
@@ -145,14 +168,17 @@ class EventState:
         deletions: Mapping[str, int] | None = None,
         watch_rv: int | None = None,
         initialized: bool = False,
+        reset_rv: int | None = None,
     ) -> None:
         """One direct transaction, outside any batch.
 
         Callers guarantee it cannot run ahead of the archive: ``baselines`` only cover
-        occurrences that are deliberately never exported, and ``watch_rv``/``deletions`` are only
-        written when every record handed on so far has been committed.
+        occurrences that are deliberately never exported, and ``watch_rv``/``deletions``/
+        ``reset_rv`` are only written when every record handed on so far has been committed.
         """
         with self._store.transaction() as conn:
+            if reset_rv is not None:
+                _reset(conn, reset_rv)
             for uid, mark in (baselines or {}).items():
                 conn.execute(_UPSERT, (uid, mark.occurrences, mark.rv))
             for uid, deleted_rv in (deletions or {}).items():

@@ -11,6 +11,9 @@ How exactly-once holds (see also docs/schema.md, "Counting"):
   and re-exports exactly what was not.
 - The watch resumes from the last committed watch RV; a 410 falls back to a relist, and the
   per-uid table makes either path export every still-retained occurrence once.
+- When the server's resourceVersion goes backwards (RESET from the reflector: an etcd restore),
+  the per-uid table still decides (uids are unique across worlds), but RVs of the old history
+  are forgotten: the relist that follows is the whole truth, and the saved position moves back.
 """
 
 from __future__ import annotations
@@ -100,6 +103,7 @@ class EventsSource:
         self._listing_rv: int | None = None
         self._baselines: dict[str, Watermark] = {}
         self._pending_deletions: dict[str, int] = {}
+        self._pending_reset: int | None = None
         self._enricher_ready = enricher is None
 
     @property
@@ -161,6 +165,18 @@ class EventsSource:
             self._on_synced(event.rv)
         elif kind is EventType.BOOKMARK:
             self._persist_if_idle(event.rv)
+        elif kind is EventType.RESET:
+            self._on_reset(event.rv)
+
+    def _on_reset(self, rv: int) -> None:
+        # Old RVs are meaningless now: with them at 0 the relist that follows prunes every uid it
+        # lacks (see _on_synced) and refreshes the RV of every uid it has. Occurrence counts stay:
+        # they are what keeps a restored event from being exported twice.
+        for mark in self._watermarks.values():
+            mark.rv = 0
+        self._pending_deletions = {uid: min(deleted, rv) for uid, deleted in self._pending_deletions.items()}
+        self._pending_reset = rv
+        self._listed, self._listing_rv = set(), None
 
     async def _observe(self, ev: DecodedEvent, *, watch_rv: int | None) -> None:
         self._count("records_in")
@@ -204,8 +220,10 @@ class EventsSource:
             seq=self._handed_seq,
             watch_rv=watch_rv,
             deletions=tuple(self._pending_deletions.items()),
+            reset_rv=self._pending_reset,
         )
         self._pending_deletions.clear()
+        self._pending_reset = None
         data = self._record_data(ev, delta)
         await self._out.put(
             Record(
@@ -231,6 +249,10 @@ class EventsSource:
         # the committed watch position reaches this RV.
         if self._watermarks.pop(uid, None) is not None:
             self._pending_deletions[uid] = rv
+            # Events watches get no bookmarks (Events are not watch-cached), so when the stream
+            # goes quiet no record would carry these out: without this the rows of expired
+            # events stayed in the table as live ones, and came back as watermarks at restart.
+            self._persist_if_idle(rv)
         self._listed.discard(uid)
 
     def _on_synced(self, list_rv: int) -> None:
@@ -258,8 +280,9 @@ class EventsSource:
         """
         if self._state.committed_seq() != self._handed_seq:
             return
-        self._state.write(deletions=self._pending_deletions, watch_rv=rv)
+        self._state.write(deletions=self._pending_deletions, watch_rv=rv, reset_rv=self._pending_reset)
         self._pending_deletions = {}
+        self._pending_reset = None
 
     def _record_data(self, ev: DecodedEvent, delta: int) -> dict[str, Any]:
         timestamp = ev.occurred_at or epoch_to_rfc3339(self._clock())

@@ -58,7 +58,7 @@ chart must control (component switches, lease name, paths and port its manifests
   "logs" (dict "enabled" false)
   "leader_election" (dict "enabled" .Values.events.leaderElection.enabled "lease_name" (include "kubestream.leaseName" .))
   "state" (dict "dir" "/var/lib/kubestream")
-  "server" (dict "enabled" true "port" (int .Values.metrics.port)) -}}
+  "server" (dict "enabled" true "host" .Values.metrics.host "port" (int .Values.metrics.port)) -}}
 {{- toYaml (mustMergeOverwrite (dict) (deepCopy .Values.config) (deepCopy .Values.events.config) $fixed) }}
 {{- end }}
 
@@ -68,7 +68,7 @@ chart must control (component switches, lease name, paths and port its manifests
   "events" (dict "enabled" false)
   "logs" (dict "enabled" true "pods_dir" "/var/log/pods" "containers_dir" "/var/log/containers")
   "state" (dict "dir" "/var/lib/kubestream")
-  "server" (dict "enabled" true "port" (int .Values.metrics.port)) -}}
+  "server" (dict "enabled" true "host" .Values.metrics.host "port" (int .Values.metrics.port)) -}}
 {{- toYaml (mustMergeOverwrite (dict) (deepCopy .Values.config) (deepCopy .Values.logs.config) $fixed) }}
 {{- end }}
 

@@ -12,6 +12,10 @@ Tables:
 Rows are written only by ``FileCheckpoint.apply``, inside the transaction that registers the batch
 holding the chunk (the table never runs ahead of the archive), and removed by ``forget`` once no
 file with that fingerprint is left on disk.
+
+Rows keyed by an identity recorded before identities were scoped to their container directory
+(fingerprint.py) are re-keyed by ``load``, from the path they were last read at: an upgrade
+resumes every file where it stood instead of reading it again.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
+from kubestream.sources.logs.fingerprint import is_unscoped, scoped
+from kubestream.sources.logs.paths import scope_of
 from kubestream.state.store import StateStore
 
 SCHEMA = """
@@ -84,15 +91,34 @@ class SavedState:
     line_seq: int
 
 
+_RESCOPE = """
+INSERT INTO logs_files (fingerprint, offset, path, dev, ino, pod_uid, container, last_timestamp)
+SELECT ?, offset, path, dev, ino, pod_uid, container, last_timestamp FROM logs_files WHERE fingerprint = ?
+ON CONFLICT(fingerprint) DO NOTHING
+"""
+
+
 def load(state: StateStore) -> SavedState:
     """Create the tables if needed and read the committed positions."""
     state.register_schema(SCHEMA)
+    _scope_old_rows(state)
     conn = state.conn
     rows = conn.execute("SELECT fingerprint, offset, last_timestamp FROM logs_files").fetchall()
     offsets = {str(fp): int(off) for fp, off, _ in rows}
     timestamps = {str(fp): bytes(ts) for fp, _, ts in rows if ts}
     row = conn.execute("SELECT value FROM logs_meta WHERE key = 'line_seq'").fetchone()
     return SavedState(offsets=offsets, timestamps=timestamps, line_seq=0 if row is None else int(row[0]))
+
+
+def _scope_old_rows(state: StateStore) -> None:
+    rows = [(fp, path) for fp, path in state.conn.execute(
+        "SELECT fingerprint, path FROM logs_files WHERE instr(fingerprint, '@') = 0") if is_unscoped(str(fp))]
+    if not rows:
+        return
+    with state.transaction() as conn:
+        for fingerprint, path in rows:
+            conn.execute(_RESCOPE, (scoped(str(fingerprint), scope_of(Path(str(path)))), fingerprint))
+            conn.execute("DELETE FROM logs_files WHERE fingerprint = ?", (fingerprint,))
 
 
 def committed_offset(state: StateStore, fingerprint: str) -> int | None:

@@ -14,7 +14,7 @@ it does, so restarting a fresh parser there neither loses nor repeats a record.
 from __future__ import annotations
 
 import enum
-import re
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from kubestream.obs.metrics import Metrics
 
 if TYPE_CHECKING:
     from kubestream.pipeline.encode import Encoder
+    from kubestream.sources.logs.multiline import StartMatcher
 
 
 class LogFormat(enum.StrEnum):
@@ -80,7 +81,8 @@ class ParsedBlock:
     """
 
     timestamps: list[bytes] = field(default_factory=list)
-    """The runtime's timestamp as written (RFC3339Nano), of the record's first physical line."""
+    """The runtime's timestamp as written (RFC3339Nano), of the record's first physical line;
+    ``b""`` when that line had no valid RFC 3339 time (``timestamps.is_rfc3339``)."""
     streams: list[bytes] = field(default_factory=list)
     """``b"stdout"`` or ``b"stderr"``."""
     messages: list[bytes] = field(default_factory=list)
@@ -90,8 +92,8 @@ class ParsedBlock:
     resume_offset: int = 0
     """The checkpoint: the offset just after the last byte of the last emitted record."""
     resume_timestamp: bytes = b""
-    """The timestamp of the last well-formed line before ``resume_offset``: a line that carries
-    none (not CRI/docker-shaped) borrows it, so it is part of the checkpoint."""
+    """The timestamp of the last line with a valid time before ``resume_offset`` (kept in the
+    checkpoint; informative only: a line without a valid time gets ``b""``, it borrows nothing)."""
     truncated: int = 0
     """Records shortened by ``max_line_bytes`` / ``max_merged_bytes`` (also in ``truncated_rows``)."""
     invalid_utf8: int = 0
@@ -122,7 +124,7 @@ class FileParser:
         fmt: LogFormat,
         settings: LogsSettings,
         *,
-        multiline: re.Pattern[bytes] | None = None,
+        multiline: StartMatcher | None = None,
         metrics: Metrics | None = None,
         last_timestamp: bytes | None = None,
     ) -> None:
@@ -154,6 +156,16 @@ class FileParser:
         return self._impl.has_pending
 
     @property
+    def has_partial(self) -> bool:
+        """True while an unfinished P/F run (docker: a ``log`` without newline) waits for its end."""
+        return self._impl.has_partial
+
+    def expire_partials(self) -> ParsedBlock:
+        """Emit unfinished P/F runs as written so far (call after ``partial_expiry_s`` without data:
+        an exited container's last part never gets its end)."""
+        return self._impl.expire_partials()
+
+    @property
     def next_offset(self) -> int:
         """The file offset the next ``feed`` must start at."""
         return self._impl.next_offset
@@ -177,11 +189,23 @@ class LogChunk:
     path: str
     file_key: str = ""
     """The file's identity as logs-source tracks it (e.g. ``"<dev>:<inode>"``); not written out."""
+    read_time_ns: int = field(default_factory=time.time_ns)
+    """When the chunk was read (Unix ns): the time of its records that carry no valid time
+    (an empty timestamp), written with ``timestamp_invalid``. Built right after the read."""
 
     @property
     def sort_key(self) -> str:
-        """The first record's timestamp (RFC 3339), for ``Record.sort_key``; "" when empty."""
-        return self.block.timestamps[0].decode("ascii", "replace") if self.block.timestamps else ""
+        """The first valid record time (RFC 3339), else the read time, for ``Record.sort_key``.
+
+        The batch's partition comes from it, so a line without a time never lands in a 1970 (or
+        "now at commit") partition beside valid records. "" when the chunk is empty.
+        """
+        stamps = self.block.timestamps
+        if not stamps:
+            return ""
+        # The parser leaves a line without a valid time an empty timestamp; usually row 0 has one.
+        first = stamps[0] or next(filter(None, stamps), b"")
+        return first.decode("ascii", "replace") if first else format_epoch_ns(self.read_time_ns)
 
     @property
     def size_hint(self) -> int:
@@ -197,15 +221,24 @@ class LogChunk:
         return sum(map(len, b.messages)) + b.count * 48 + len(self.meta.encoded)
 
 
+def format_epoch_ns(ns: int) -> str:
+    """``ns`` (Unix nanoseconds) as RFC 3339 UTC with nine fraction digits."""
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
+
+
 LOG_CHUNK_KEY = "chunk"
 """The key of the ``LogChunk`` in ``Record.data``."""
 
 
-def make_log_encoder(settings: Settings) -> Encoder:
-    """The encoder for batches of log records: NDJSON (+gzip/zstd/none) or Parquet (zstd)."""
+def make_log_encoder(settings: Settings, *, safe: bool = False) -> Encoder:
+    """The encoder for batches of log records: NDJSON (+gzip/zstd/none) or Parquet (zstd).
+
+    ``safe``: always NDJSON, the format poison batches are re-encoded in (see pipeline.batcher).
+    """
     from kubestream.sources.logs.encode import make_log_encoder as _make
 
-    return _make(settings)
+    return _make(settings, safe=safe)
 
 
 __all__ = [
@@ -217,5 +250,6 @@ __all__ = [
     "ParsedBlock",
     "detect_format",
     "encode_meta",
+    "format_epoch_ns",
     "make_log_encoder",
 ]

@@ -33,6 +33,8 @@ class Scan:
     files: list[LogPath] = field(default_factory=list)
     pod_dirs: list[Path] = field(default_factory=list)
     container_dirs: list[Path] = field(default_factory=list)
+    linked_dirs: list[Path] = field(default_factory=list)
+    """Pod or container "directories" that are symlinks: never walked into (see guard.py)."""
 
 
 def scan_pods_dir(pods_dir: Path, cache: DirCache | None = None) -> Scan:
@@ -45,11 +47,18 @@ def scan_pods_dir(pods_dir: Path, cache: DirCache | None = None) -> Scan:
     seen: set[str] = set()
     for pod_entry in _entries(pods_dir):
         pod = parse_pod_dir(pod_entry.name)
-        if pod is None or not pod_entry.is_dir(follow_symlinks=False):
+        if pod is None:
+            continue
+        if not pod_entry.is_dir(follow_symlinks=False):
+            if pod_entry.is_symlink():
+                scan.linked_dirs.append(cache.path(pod_entry.path))
             continue
         pod_dir = cache.path(pod_entry.path)
         scan.pod_dirs.append(pod_dir)
-        for container_dir in cache.listing(pod_entry.path, seen, _container_dirs):
+        for container_dir, linked in cache.listing(pod_entry.path, seen, _container_dirs):
+            if linked:
+                scan.linked_dirs.append(container_dir)
+                continue
             scan.container_dirs.append(container_dir)
             scan.files.extend(cache.listing(str(container_dir), seen, _file_lister(container_dir, pod)))
     cache.retain(seen)
@@ -65,8 +74,10 @@ class DirCache:
 
     The periodic sweep walks ~3 entries per log file; re-listing unchanged directories and
     rebuilding ``Path`` objects was nearly all of its cost with 1,000 files. A listing is only
-    trusted when the directory's mtime is at least ``SETTLE_NS`` old: file systems with coarse
-    timestamps could otherwise hide an entry added in the same tick as the cached listing.
+    trusted when the directory's ctime is at least ``SETTLE_NS`` old: file systems with coarse
+    timestamps could otherwise hide an entry added in the same tick as the cached listing. ctime,
+    not mtime: it also moves on a chmod, so a directory that could not be listed is listed again
+    once it can be.
     """
 
     SETTLE_NS = 2_000_000_000
@@ -84,7 +95,7 @@ class DirCache:
     def listing(self, directory: str, seen: set[str], list_dir: Callable[[str], list[T]]) -> list[T]:
         seen.add(directory)
         try:
-            mtime = os.stat(directory).st_mtime_ns
+            mtime = os.stat(directory).st_ctime_ns
         except OSError:
             return []
         cached = self._listings.get(directory)
@@ -107,8 +118,10 @@ def _file_lister(container_dir: Path, pod: PodDir) -> Callable[[str], list[LogPa
     return lambda _: _container_files(container_dir, pod, container_dir.name)
 
 
-def _container_dirs(pod_dir: str) -> list[Path]:
-    return [Path(e.path) for e in _entries(Path(pod_dir)) if e.is_dir(follow_symlinks=False)]
+def _container_dirs(pod_dir: str) -> list[tuple[Path, bool]]:
+    """(path, is a symlink) of the container directories of a pod directory."""
+    return [(Path(e.path), not is_dir) for e in _entries(Path(pod_dir))
+            if (is_dir := e.is_dir(follow_symlinks=False)) or e.is_symlink()]
 
 
 def scan_container_dir(container_dir: Path, pods_dir: Path) -> list[LogPath]:
@@ -143,7 +156,9 @@ def scan_container_links(containers_dir: Path, pods_dir: Path,
 
     Links into ``pods_dir`` are skipped (the walk finds those files with their full identity).
     Outside files (dockershim's ``/var/lib/docker/containers/<id>/<id>-json.log``) carry no uid in
-    their path; ``uid_for(namespace, pod)`` asks the pod cache, else the uid is "".
+    their path; ``uid_for(namespace, pod)`` asks the pod cache, else the uid is "". Whether such
+    a file may be read at all (inside ``logs.extra_roots``, a regular file) is the file table's
+    call (guard.py): the link is kept in ``LogPath.link`` for what it tells the operator.
     """
     found: list[LogPath] = []
     real_pods = os.path.realpath(pods_dir) + os.sep
@@ -160,12 +175,12 @@ def scan_container_links(containers_dir: Path, pods_dir: Path,
         if pointed.startswith(lexical_pods) or pointed.startswith(real_pods):
             continue
         target = os.path.realpath(entry.path)
-        if target.startswith(real_pods) or not os.path.isfile(target):
+        if target.startswith(real_pods):
             continue
         found.append(LogPath(
             path=Path(target), namespace=link.namespace, pod=link.pod,
             uid=uid_for(link.namespace, link.pod) or "", container=link.container,
-            restart=0, rotated=False, gz=False,
+            restart=0, rotated=False, gz=False, link=Path(entry.path),
         ))
     return found
 
@@ -236,6 +251,10 @@ class DirWatcher:
         if directory in self._by_path:
             return
         mask = ino.FILE_EVENTS if kind is DirKind.CONTAINER else ino.DIR_EVENTS
+        if kind is not DirKind.ROOT:
+            # Never a watch on whatever a pod or container "directory" that is a link points to
+            # (the root is configuration and may be a link).
+            mask |= ino.IN_DONT_FOLLOW
         wd = self._inotify.add_watch(str(directory), mask)
         if wd is not None:
             self._by_wd[wd] = (kind, directory)

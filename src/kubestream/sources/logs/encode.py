@@ -24,7 +24,7 @@ from kubestream.config.settings import EncodingSettings, Settings
 from kubestream.model import Record
 from kubestream.pipeline.encode import Encoder
 from kubestream.pipeline.encode.compress import make_compressor
-from kubestream.sources.logs.chunk import LOG_CHUNK_KEY, LogChunk, ParsedBlock
+from kubestream.sources.logs.chunk import LOG_CHUNK_KEY, LogChunk, ParsedBlock, format_epoch_ns
 from kubestream.sources.logs.jsonstr import json_string_bodies
 
 _PREFIX = b'{"kind":"log","timestamp":"'
@@ -33,6 +33,7 @@ _STREAM_FRAGMENTS = {
     b"stderr": b'","stream":"stderr","message":"',
 }
 _FIELDS_PER_LINE = 7
+_TIMESTAMP_SLOT = 1
 _FILE_SLOT = 4
 """Index, within a line's fragments, of the one that closes the message and opens ``file``."""
 _UNSAFE_IN_STRING = (b'"', b"\\")
@@ -56,8 +57,15 @@ def chunk_ndjson_fragments(chunk: LogChunk) -> list[bytes]:
         json_string_bodies(block.messages), repeat(file_head), offsets, repeat(b"}" + chunk.meta.encoded),
         strict=False,
     )))
-    _add_row_extras(block, fragments, file_head)
+    _add_row_extras(block, fragments, file_head, _untimed_rows(block.timestamps), chunk.read_time_ns)
     return fragments
+
+
+def _untimed_rows(timestamps: list[bytes]) -> list[int]:
+    """Rows the parser found no valid time for (it leaves them an empty timestamp)."""
+    if b"" not in timestamps:  # one C-level scan: the common case
+        return []
+    return [row for row, stamp in enumerate(timestamps) if not stamp]
 
 
 def _json_safe_timestamps(timestamps: list[bytes]) -> list[bytes]:
@@ -69,13 +77,20 @@ def _json_safe_timestamps(timestamps: list[bytes]) -> list[bytes]:
     return [orjson.dumps(t.decode("utf-8", "replace"))[1:-1] for t in timestamps]
 
 
-def _add_row_extras(block: ParsedBlock, fragments: list[bytes], file_head: bytes) -> None:
-    """Insert ``message_base64`` / ``truncated`` after the message of the rows that have them."""
+def _add_row_extras(block: ParsedBlock, fragments: list[bytes], file_head: bytes, untimed: list[int],
+                    read_time_ns: int) -> None:
+    """Insert ``message_base64`` / ``truncated`` / ``timestamp_invalid`` after the message of the
+    rows that have them; an untimed row gets the chunk's read time as its timestamp."""
     extras: dict[int, bytes] = {}
     for row, raw in block.raw_messages.items():
         extras[row] = b',"message_base64":"' + base64.b64encode(raw) + b'"'
     for row in block.truncated_rows:
         extras[row] = extras.get(row, b"") + b',"truncated":true'
+    if untimed:
+        read_time = format_epoch_ns(read_time_ns).encode()
+        for row in untimed:
+            fragments[row * _FIELDS_PER_LINE + _TIMESTAMP_SLOT] = read_time
+            extras[row] = extras.get(row, b"") + b',"timestamp_invalid":true'
     for row, extra in extras.items():
         # file_head starts by closing the message string: keep that quote, then the extras.
         fragments[row * _FIELDS_PER_LINE + _FILE_SLOT] = b'"' + extra + file_head[1:]
@@ -138,12 +153,13 @@ class NdjsonLogEncoder:
         return [orjson.loads(line) for line in self._codec.decompress(payload).splitlines() if line]
 
 
-def make_log_encoder(settings: Settings) -> Encoder:
+def make_log_encoder(settings: Settings, *, safe: bool = False) -> Encoder:
     """NDJSON (+ the configured compression) or Parquet (zstd inside), as ``encoding.format`` says.
 
-    ``protobuf`` is an events-only format: logs are written as NDJSON then.
+    ``protobuf`` is an events-only format: logs are written as NDJSON then. ``safe``: NDJSON
+    whatever the format (the dead-letter encoder).
     """
-    if settings.encoding.format == "parquet":
+    if settings.encoding.format == "parquet" and not safe:
         from kubestream.sources.logs.parquet import ParquetLogEncoder
 
         return ParquetLogEncoder(zstd_level=settings.encoding.zstd_level)

@@ -1,9 +1,14 @@
 """The set of open files of the logs source and what happens to them on the filesystem.
 
-Indexes: one ``Tailer`` per content fingerprint (two files with one fingerprint are one file
-seen twice: a rotated name and its ``.gz``, or a copytruncate copy), found by fingerprint, by
-(device, inode) and by its current path. Files that must not be opened again are remembered by
-fingerprint (read to their end) or by inode (excluded by selection).
+Indexes: one ``Tailer`` per file identity (content fingerprint scoped to the container
+directory: two files with one identity are one file seen twice, a rotated name and its ``.gz``, or
+a copytruncate copy), found by identity, by (device, inode) and by its current path. Files that
+must not be opened again are remembered by identity (read to their end) or by inode (excluded by
+selection).
+
+Nothing is opened but through guard.py: regular files inside the log roots only, never a FIFO or
+a device, never through a symlink out of the roots. A refused file is counted and logged once;
+an unreadable one is tried again at each sweep (not at each write to it).
 
 This class never reads a file's data or feeds a parser: it decides *which* files are open and
 tells the reader loop (``on_ready``) which ones have something to do.
@@ -31,7 +36,23 @@ from kubestream.sources.logs.discovery import (
     scan_container_links,
     scan_pods_dir,
 )
-from kubestream.sources.logs.fingerprint import fingerprint_of, read_gzip_head, read_head
+from kubestream.sources.logs.fingerprint import (
+    content_of,
+    fingerprint_of,
+    identity_of,
+    read_gzip_head,
+    read_head,
+)
+from kubestream.sources.logs.guard import (
+    UNREADABLE,
+    Location,
+    Refusal,
+    Roots,
+    SkipReporter,
+    check_dir_link,
+    locate,
+    open_located,
+)
 from kubestream.sources.logs.metadata import ContainerInfo, MetadataCache
 from kubestream.sources.logs.paths import LogPath, parse_log_path
 from kubestream.sources.logs.selection import Selection
@@ -69,6 +90,8 @@ class FileTable:
         self._absent: dict[str, int] = {}
         self._external: dict[Path, LogPath] = {}
         self._dir_cache = DirCache()
+        self._roots = Roots(settings.pods_dir, settings.extra_roots)
+        self._skips = SkipReporter(metrics, clock)
 
     def set_saved_offsets(self, offsets: dict[str, int], timestamps: dict[str, bytes] | None = None) -> None:
         """Committed offsets (and the parser's timestamp there) by fingerprint, where files found
@@ -117,16 +140,22 @@ class FileTable:
             return
         if tailer is not None and event.modified:
             self._on_ready(tailer)
-        else:
-            self.consider_path(event.path)
+            return
+        if tailer is not None:
+            self._check_live(tailer)  # something was renamed over it
+        self.consider_path(event.path)
 
     def _adopt_pod_dir(self, pod_dir: Path) -> None:
+        if pod_dir.is_symlink():
+            return  # never walked into (the sweep reports one pointing out of the roots)
         if self.watcher is not None:
             self.watcher.watch(DirKind.POD, pod_dir)
         for entry in _subdirs(pod_dir):
             self._adopt_container_dir(entry)
 
     def _adopt_container_dir(self, container_dir: Path) -> None:
+        if container_dir.is_symlink():
+            return
         if self.watcher is not None:
             self.watcher.watch(DirKind.CONTAINER, container_dir)
         for lp in scan_container_dir(container_dir, self._settings.pods_dir):
@@ -144,14 +173,16 @@ class FileTable:
         lp = parse_log_path(path, self._settings.pods_dir) or self._external.get(path)
         return self._consider(lp) if lp is not None else None
 
-    def _consider(self, lp: LogPath) -> str | None:
+    def _consider(self, lp: LogPath, *, sweeping: bool = False) -> str | None:
         if lp.path.name.endswith(TEMP_SUFFIX) or self._path_excluded(lp):
             return None
-        try:
-            st = os.stat(lp.path)
-        except OSError:
+        where = locate(lp.path, self._roots)
+        if where is None:
             return None
-        key = (st.st_dev, st.st_ino)
+        if isinstance(where, Refusal):
+            self._skips.report(lp.shown, where)
+            return None
+        st, key = where.st, where.key
         if key in self._skipped:
             return self._fingerprints.get(key)
         tailer = self._by_file.get(key)
@@ -163,7 +194,9 @@ class FileTable:
         known = self._fingerprints.get(key)
         if known is not None and (known in self._tailers or known in self._finished):
             return known
-        return self._open(lp, key, st.st_size)
+        if not sweeping and self._skips.reported(key) == UNREADABLE:
+            return None  # tried again by the sweep, not at every write to it
+        return self._open(lp, where)
 
     def _path_excluded(self, lp: LogPath) -> bool:
         try:
@@ -172,15 +205,14 @@ class FileTable:
             relative = lp.path.as_posix()
         return self._selection.path_excluded(lp.namespace, lp.pod, relative) is not None
 
-    def _open(self, lp: LogPath, key: FileKey, size: int) -> str | None:
-        fd = -1
+    def _open(self, lp: LogPath, where: Location) -> str | None:
+        fd = self._open_fd(lp, where)
+        if fd < 0:
+            return None
+        key = where.key
         try:
-            if lp.gz:
-                head = read_gzip_head(lp.path)
-            else:
-                fd = os.open(lp.path, os.O_RDONLY | os.O_CLOEXEC)
-                head = read_head(fd)
-            fingerprint = fingerprint_of(head)
+            head = read_gzip_head(fd) if lp.gz else read_head(fd)
+            fingerprint = identity_of(head, lp.scope)
             fmt = detect_format(head) if fingerprint is not None else None
             if fingerprint is None or fmt is None:
                 return None  # no complete first line yet: looked at again when it grows
@@ -193,16 +225,24 @@ class FileTable:
                 self._skipped[key] = reason
                 log.info("logs: not reading %s (%s)", lp.path, reason)
                 return fingerprint
-            handle = FileHandle.open_gzip(lp) if lp.gz else FileHandle.open_plain(lp, fd)
+            handle = FileHandle.open_gzip(lp, fd) if lp.gz else FileHandle.open_plain(lp, fd)
             fd = -1  # owned by the handle now
         except OSError as exc:
-            log.debug("logs: cannot open %s: %s", lp.path, exc)
+            log.debug("logs: cannot read the head of %s: %s", lp.path, exc)
             return None
         finally:
             if fd >= 0:
                 os.close(fd)
-        self._start(lp, handle, fingerprint, self._resume_offset(fingerprint, lp, size), fmt)
+        self._start(lp, handle, fingerprint, self._resume_offset(fingerprint, lp, where.st.st_size), fmt)
         return fingerprint
+
+    def _open_fd(self, lp: LogPath, where: Location) -> int:
+        """The fd of a located file, or -1 (refused: reported; changed meanwhile: looked at again)."""
+        opened = open_located(where)
+        if isinstance(opened, Refusal):
+            self._skips.report(lp.shown, opened)
+            return -1
+        return -1 if opened is None else opened
 
     def _resume_offset(self, fingerprint: str, lp: LogPath, size: int) -> int:
         offset = self._saved.get(fingerprint, 0)
@@ -262,7 +302,7 @@ class FileTable:
             return False
         if os.fstat(fd).st_size < tailer.offset:
             return True
-        return fingerprint_of(read_head(fd)) != tailer.fingerprint
+        return fingerprint_of(read_head(fd)) != content_of(tailer.fingerprint)
 
     def forget_content(self, key: FileKey) -> None:
         """The inode's content was replaced (copytruncate): its cached fingerprint is stale."""
@@ -289,19 +329,27 @@ class FileTable:
         return False
 
     def _open_copy(self, lp: LogPath, live_key: FileKey, fingerprint: str) -> FileHandle | None:
-        try:
-            if lp.gz:
-                if fingerprint_of(read_gzip_head(lp.path)) == fingerprint:
-                    return FileHandle.open_gzip(lp)
-                return None
-            fd = os.open(lp.path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
+        where = locate(lp.path, self._roots)
+        if isinstance(where, Refusal):
+            self._skips.report(lp.shown, where)
             return None
-        st = os.fstat(fd)
-        if (st.st_dev, st.st_ino) != live_key and fingerprint_of(read_head(fd)) == fingerprint:
-            self._fingerprints[(st.st_dev, st.st_ino)] = fingerprint
-            return FileHandle.open_plain(lp, fd)
-        os.close(fd)
+        if where is None or where.key == live_key:
+            return None
+        fd = self._open_fd(lp, where)
+        if fd < 0:
+            return None
+        try:
+            head = read_gzip_head(fd) if lp.gz else read_head(fd)
+            if fingerprint_of(head) == content_of(fingerprint):
+                self._fingerprints[where.key] = fingerprint
+                handle = FileHandle.open_gzip(lp, fd) if lp.gz else FileHandle.open_plain(lp, fd)
+                fd = -1
+                return handle
+        except OSError as exc:
+            log.debug("logs: cannot read the head of %s: %s", lp.path, exc)
+        finally:
+            if fd >= 0:
+                os.close(fd)
         return None
 
     def let_go(self, tailer: Tailer) -> None:
@@ -353,16 +401,16 @@ class FileTable:
         files = scan.files + self._scan_links()
         seen: set[str] = set()
         keys: set[FileKey] = set()
+        for directory in scan.linked_dirs:
+            self._check_dir_link(directory, keys)
         for lp in files:
             tracked = self._by_path.get(lp.path)
             if tracked is not None and tracked.path == lp.path:
                 continue  # an open file at its known path: _recheck below covers it
-            fingerprint = self._consider(lp)
+            fingerprint = self._consider(lp, sweeping=True)
             if fingerprint is not None:
                 seen.add(fingerprint)
-            with contextlib.suppress(OSError):
-                st = os.stat(lp.path)
-                keys.add((st.st_dev, st.st_ino))
+            _add_keys(lp.path, keys)
         for tailer in self.tailers():
             seen.add(tailer.fingerprint)
             keys.add(tailer.handle.file_key)
@@ -370,6 +418,12 @@ class FileTable:
         self._forget_missing(keys, seen)
         self._meta.expire()
         return seen
+
+    def _check_dir_link(self, directory: Path, keys: set[FileKey]) -> None:
+        refusal = check_dir_link(directory, self._roots)
+        if refusal is not None:
+            keys.add(refusal.key)
+            self._skips.report(directory, refusal)
 
     def _scan_links(self) -> list[LogPath]:
         links_dir = self._settings.containers_dir
@@ -379,7 +433,8 @@ class FileTable:
         self._external = {lp.path: lp for lp in found}
         if self.watcher is not None:
             for lp in found:
-                self.watcher.watch(DirKind.CONTAINER, lp.path.parent)
+                if self._roots.locate(str(lp.path), resolved=True) is not None:  # never a watch on /etc
+                    self.watcher.watch(DirKind.CONTAINER, lp.path.parent)
         return found
 
     def _recheck(self, tailer: Tailer, now: float) -> None:
@@ -396,6 +451,7 @@ class FileTable:
         # Bounded memory: what was learnt about files that are gone goes with them.
         self._fingerprints = {k: v for k, v in self._fingerprints.items() if k in keys}
         self._skipped = {k: v for k, v in self._skipped.items() if k in keys}
+        self._skips.retain(keys)
         self._finished &= seen
 
     def stale_fingerprints(self, known: Iterable[str], seen: set[str]) -> list[str]:
@@ -412,6 +468,14 @@ class FileTable:
         for fingerprint in [fp for fp in self._absent if fp not in missing]:
             del self._absent[fingerprint]
         return stale
+
+
+def _add_keys(path: Path, keys: set[FileKey]) -> None:
+    # Both: state is kept by the file read (a link's target) and refusals by the entry itself.
+    for stat_of in (os.lstat, os.stat):
+        with contextlib.suppress(OSError):
+            st = stat_of(path)
+            keys.add((st.st_dev, st.st_ino))
 
 
 def _subdirs(directory: Path) -> list[Path]:

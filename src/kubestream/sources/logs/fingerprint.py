@@ -10,15 +10,21 @@ has no fingerprint yet: it is looked at again when it grows.
 
 Copytruncate keeps the inode but restarts the content, so the fingerprint changes with it: that
 is how the truncated file and its copy are told apart.
+
+A file's *identity* is its content fingerprint scoped to its container directory
+(``LogPath.scope``): every name a file takes under rotation, gzip or copytruncate stays in that
+directory, while two pods writing the same banner as their first line are two files, not one
+file seen twice. Identities written before scoping (no ``@``) are migrated by checkpoint.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
+import re
 import zlib
-from pathlib import Path
 
 FINGERPRINT_BYTES = 256
 
@@ -36,15 +42,48 @@ def fingerprint_of(head: bytes) -> str | None:
     return f"{len(prefix)}:{hashlib.blake2b(prefix, digest_size=16).hexdigest()}"
 
 
+def identity_of(head: bytes, scope: str) -> str | None:
+    """The identity of a file starting with ``head`` in container directory ``scope``."""
+    fingerprint = fingerprint_of(head)
+    return scoped(fingerprint, scope) if fingerprint is not None else None
+
+
+def scoped(fingerprint: str, scope: str) -> str:
+    """``fingerprint`` made unique to one container directory."""
+    where = hashlib.blake2b(scope.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+    return f"{fingerprint}@{where}"
+
+
+def content_of(identity: str) -> str:
+    """The content fingerprint inside an identity (what a copy or a truncation is compared by)."""
+    return identity.partition("@")[0]
+
+
+_UNSCOPED = re.compile(r"\d+:[0-9a-f]{32}")
+
+
+def is_unscoped(identity: str) -> bool:
+    """True for an identity recorded before identities were scoped to a directory (a bare
+    ``fingerprint_of``)."""
+    return _UNSCOPED.fullmatch(identity) is not None
+
+
 def read_head(fd: int) -> bytes:
     """The first ``FINGERPRINT_BYTES`` of an open plain file."""
     return os.pread(fd, FINGERPRINT_BYTES, 0)
 
 
-def read_gzip_head(path: Path) -> bytes:
-    """The first ``FINGERPRINT_BYTES`` of a gzipped file's content (b"" if unreadable)."""
+def read_gzip_head(fd: int) -> bytes:
+    """The first ``FINGERPRINT_BYTES`` of an open gzipped file's content (b"" if unreadable).
+
+    Reads from the start of ``fd`` and leaves its position back at 0, for the stream that reads it.
+    """
     try:
-        with gzip.open(path, "rb") as stream:
+        os.lseek(fd, 0, os.SEEK_SET)
+        with open(fd, "rb", closefd=False) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as stream:
             return stream.read(FINGERPRINT_BYTES)
     except (OSError, EOFError, zlib.error):
         return b""
+    finally:
+        with contextlib.suppress(OSError):
+            os.lseek(fd, 0, os.SEEK_SET)

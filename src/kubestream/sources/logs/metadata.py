@@ -26,7 +26,9 @@ from typing import Any, Protocol
 from kubestream.config.settings import LogsSettings
 from kubestream.kube.objects import NamespaceInfo, PodInfo
 from kubestream.kube.store import ObjectStore
+from kubestream.obs.metrics import Metrics
 from kubestream.sources.logs.chunk import ContainerMeta
+from kubestream.sources.logs.multiline import StartPattern, StartPatternError, compile_start_pattern
 from kubestream.sources.logs.paths import LogPath
 from kubestream.sources.logs.selection import PodFacts
 
@@ -59,7 +61,7 @@ class ContainerInfo:
 
     meta: ContainerMeta
     facts: PodFacts
-    multiline: re.Pattern[bytes] | None
+    multiline: StartPattern | None
     pod_rv: int
     built_at: float
     users: int = 0
@@ -71,12 +73,15 @@ class MetadataCache:
     """``ContainerInfo`` per (pod uid, container)."""
 
     def __init__(self, settings: LogsSettings, enricher: PodEnricher | None, *, node_name: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, metrics: Metrics | None = None) -> None:
         self._settings = settings
         self._enricher = enricher
         self._node_name = node_name
         self._clock = clock
+        self._metrics = metrics
         self._entries: dict[tuple[str, str], ContainerInfo] = {}
+        self._refused: set[tuple[tuple[str, str], str]] = set()
+        """(container, pattern) refusals already reported: one warning per container, not per rebuild."""
 
     def get(self, path: LogPath) -> ContainerInfo:
         """The container's info, rebuilt if its pod changed (cheap when it did not)."""
@@ -120,6 +125,8 @@ class MetadataCache:
                if v.users == 0 and v.released_at is not None and now - v.released_at >= grace]
         for key in old:
             del self._entries[key]
+        if old:
+            self._refused = {r for r in self._refused if r[0] in self._entries}
         return len(old)
 
     def __len__(self) -> int:
@@ -177,10 +184,12 @@ class MetadataCache:
         ns = store.get_by_name(None, namespace)
         return ns.labels if ns is not None else None
 
-    def _multiline(self, path: LogPath, pod: PodInfo | None) -> re.Pattern[bytes] | None:
+    def _multiline(self, path: LogPath, pod: PodInfo | None) -> StartPattern | None:
         pattern = _annotation_pattern(pod.annotations.get(self._settings.multiline_annotation) if pod else None,
                                       path.container)
+        origin = "annotation"
         if pattern is None:
+            origin = "config"
             for rule in self._settings.multiline:
                 if (not rule.namespaces or path.namespace in rule.namespaces) and (
                         not rule.containers or path.container in rule.containers):
@@ -189,10 +198,21 @@ class MetadataCache:
         if pattern is None:
             return None
         try:
-            return re.compile(pattern.encode())
-        except re.error as exc:
-            log.warning("ignoring the multiline pattern %r of %s/%s: %s", pattern, path.namespace, path.pod, exc)
+            return compile_start_pattern(pattern)
+        except StartPatternError as exc:
+            self._refuse(path, pattern, origin, exc)
             return None
+
+    def _refuse(self, path: LogPath, pattern: str, origin: str, exc: StartPatternError) -> None:
+        """Report a refused start pattern once per container; its lines go out unjoined."""
+        key = (path.container_key, pattern)
+        if key in self._refused:
+            return
+        self._refused.add(key)
+        log.warning("logs: the multi-line start pattern %.200r (%s) of %s/%s container %s is refused: %s; "
+                    "its lines go out unjoined", pattern, origin, path.namespace, path.pod, path.container, exc)
+        if self._metrics is not None:
+            self._metrics.patterns_rejected.labels(origin=origin).inc()
 
 
 def _annotation_pattern(value: str | None, container: str) -> str | None:

@@ -3,11 +3,19 @@
 Per-row columns: ``timestamp`` (timestamp[ns, UTC], parsed by Arrow's vectorised ISO 8601 cast, so
 queries can filter and sort on it natively), ``stream`` (dictionary), ``message`` (string),
 ``message_base64`` (lossless mode, null unless the bytes were not UTF-8), ``truncated`` (bool),
+``timestamp_invalid`` (bool: the line had no valid time, ``timestamp`` is when it was read),
 ``file`` (struct: ``path`` dictionary, ``offset`` int64). The container metadata is constant per
 chunk, so the ``kubernetes`` struct holds one dictionary-encoded column per field whose indices are
 a ``take`` of a per-chunk mapping through the row → chunk index array: it costs a few bits per row
 after RLE. Maps and lists (labels, annotations, owners, services) are JSON text in dictionary
-columns; ``object_deleted`` is a bool column.
+columns; ``object_deleted`` is a bool column. A field one chunk lacks (a deleted pod's metadata)
+is a null *index*, never a null inside the dictionary, which the Parquet writer refuses.
+
+Timestamps: one vectorised cast of the whole column is the common case. When it fails (an empty
+timestamp: the parser found no valid time; a leap second; ``t``/``z``), a vectorised regex picks
+the rows in the form the cast reads, those are cast together, and only the rest are parsed one
+by one (``timestamps.rfc3339_to_epoch_ns``); a row that still has no time gets its chunk's read
+time and ``timestamp_invalid``.
 
 Writing: only the dictionary-typed columns are written with Parquet dictionary encoding (the
 writer otherwise hashes every message, timestamp and offset to build a dictionary it then gives up
@@ -30,8 +38,14 @@ import pyarrow.parquet as pq
 from kubestream.model import Record
 from kubestream.sources.logs.chunk import LOG_CHUNK_KEY, LogChunk
 from kubestream.sources.logs.rows import STDOUT, STREAM_CODE_INDEX
+from kubestream.sources.logs.timestamps import rfc3339_to_epoch_ns
 
 _INDEX = pa.int32()
+_TIMESTAMP = pa.timestamp("ns", "UTC")
+# The RFC 3339 form Arrow's cast reads right (upper-case T and Z, no leap second); anything else
+# is left to the per-row parser.
+_CASTABLE = (r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+             r"(\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
 
 
 class ParquetLogEncoder:
@@ -80,15 +94,16 @@ def batch_table(chunks: Sequence[LogChunk]) -> pa.Table:
     """The Arrow table of a batch of chunks."""
     counts = [c.block.count for c in chunks]
     chunk_of_row = _ChunkRows(counts)
-    timestamps = _concat([c.block.timestamps for c in chunks])
+    timestamps, timestamp_invalid = _timestamps(chunks, chunk_of_row)
     columns: dict[str, pa.Array] = {
         "kind": _constant_dictionary(["log"], [0] * len(chunks), chunk_of_row),
-        "timestamp": _timestamps(timestamps),
+        "timestamp": timestamps,
         "stream": _streams(chunks),
         # Messages are checked UTF-8 bytes: a binary array is a zero-copy reinterpretation away.
         "message": pa.array(_concat([c.block.messages for c in chunks]), pa.binary()).view(pa.string()),
         "message_base64": _sparse_base64(chunks, counts),
         "truncated": _truncated(chunks, counts),
+        "timestamp_invalid": timestamp_invalid,
         "file": _file_struct(chunks, chunk_of_row),
         "kubernetes": _kubernetes_struct(chunks, chunk_of_row),
     }
@@ -105,14 +120,40 @@ def _concat(parts: list[list[Any]]) -> list[Any]:
     return out
 
 
-def _timestamps(values: list[bytes]) -> pa.Array:
-    text = pa.array(values, pa.binary()).cast(pa.string())
+def _timestamps(chunks: Sequence[LogChunk], chunk_of_row: _ChunkRows) -> tuple[pa.Array, pa.Array]:
+    """The ``timestamp`` column and the ``timestamp_invalid`` flags (see the module docstring)."""
+    text = pa.array(_concat([c.block.timestamps for c in chunks]), pa.binary())
     try:
-        return text.cast(pa.timestamp("ns", "UTC"))
+        # The runtimes write ASCII; a damaged stamp makes the cast fail, never misread.
+        return text.view(pa.string()).cast(_TIMESTAMP), pa.repeat(pa.scalar(False), len(text))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        # A damaged line's timestamp: parse what parses, the rest is null (the row is kept).
-        return pc.strptime(text, format="%Y-%m-%dT%H:%M:%S%z", unit="ns", error_is_null=True) \
-            .cast(pa.timestamp("ns", "UTC"))
+        pass
+    read_ns = pc.take(pa.array([c.read_time_ns for c in chunks], pa.int64()), chunk_of_row.chunk_of_row)
+    castable = pc.match_substring_regex(text, _CASTABLE)
+    nanos, parsed = _cast_rows(text, castable, read_ns)
+    rest = pc.indices_nonzero(pc.invert(parsed)).to_pylist()
+    values = text.to_pylist() if rest else []
+    found = {row: ns for row in rest if (ns := rfc3339_to_epoch_ns(values[row])) is not None}
+    if found:
+        flags = [False] * len(text)
+        for row in found:
+            flags[row] = True
+        mask = pa.array(flags, pa.bool_())
+        # replace_with_mask takes the replacements in row order: ``found`` is in row order.
+        nanos = pc.replace_with_mask(nanos, mask, pa.array(list(found.values()), pa.int64()))
+        parsed = pc.or_(parsed, mask)
+    return nanos.cast(_TIMESTAMP), pc.invert(parsed)
+
+
+def _cast_rows(text: pa.Array, castable: pa.Array, read_ns: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Epoch nanoseconds of the ``castable`` rows (one vectorised cast), the read time elsewhere,
+    and which rows got a time."""
+    try:
+        cast = pc.filter(text, castable).view(pa.string()).cast(_TIMESTAMP).cast(pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # The regex admits "02-31": leave every row to the per-row parser (rare).
+        return read_ns, pa.repeat(pa.scalar(False), len(text))
+    return pc.replace_with_mask(read_ns, castable, cast), castable
 
 
 _STREAM_VALUES = pa.array(["stdout", "stderr"])
@@ -139,9 +180,9 @@ class _ChunkRows:
         self.rows = sum(counts)
         self.chunk_of_row = pa.concat_arrays([pa.repeat(pa.scalar(i, _INDEX), n) for i, n in enumerate(counts)]) \
             if counts else pa.array([], _INDEX)
-        self._expanded: dict[tuple[int, ...], pa.Array] = {}
+        self._expanded: dict[tuple[int | None, ...], pa.Array] = {}
 
-    def expand(self, per_chunk: list[int]) -> pa.Array:
+    def expand(self, per_chunk: Sequence[int | None]) -> pa.Array:
         """``per_chunk[chunk_of_row[i]]`` for every row ``i``."""
         key = tuple(per_chunk)
         indices = self._expanded.get(key)
@@ -150,7 +191,7 @@ class _ChunkRows:
         return indices
 
 
-def _constant_dictionary(values: list[Any], per_chunk: list[int], chunk_of_row: _ChunkRows,
+def _constant_dictionary(values: list[Any], per_chunk: Sequence[int | None], chunk_of_row: _ChunkRows,
                          value_type: pa.DataType | None = None) -> pa.Array:
     """A dictionary column whose value is constant within each chunk."""
     return pa.DictionaryArray.from_arrays(chunk_of_row.expand(per_chunk), pa.array(values, value_type or pa.string()))
@@ -160,6 +201,14 @@ def _intern(values: list[Any]) -> tuple[list[Any], list[int]]:
     """Distinct values (first-seen order) and each input's index among them."""
     seen: dict[Any, int] = {}
     indexes = [seen.setdefault(v, len(seen)) for v in values]
+    return list(seen), indexes
+
+
+def _intern_non_null(values: list[Any]) -> tuple[list[Any], list[int | None]]:
+    """Like ``_intern``, but None is a null index, not a dictionary entry: the Parquet writer
+    cannot write a dictionary that holds a null."""
+    seen: dict[Any, int] = {}
+    indexes = [None if v is None else seen.setdefault(v, len(seen)) for v in values]
     return list(seen), indexes
 
 
@@ -181,7 +230,7 @@ def _kubernetes_struct(chunks: Sequence[LogChunk], chunk_of_row: _ChunkRows) -> 
             per_chunk_bools = pa.array(values, pa.bool_())
             fields.append(pc.take(per_chunk_bools, chunk_of_row.chunk_of_row))
             continue
-        distinct, per_chunk = _intern([v if isinstance(v, str) or v is None else str(v) for v in values])
+        distinct, per_chunk = _intern_non_null([v if isinstance(v, str) or v is None else str(v) for v in values])
         fields.append(_constant_dictionary(distinct, per_chunk, chunk_of_row))
     if not fields:
         # Parquet cannot hold a struct without children (an empty batch): keep the column's shape.

@@ -9,15 +9,21 @@ cheaper than keeping a second representation of half-built records, and it makes
 same however the file was cut into reads, and the same after a restart at ``resume_offset``.
 
 A physical line longer than ``max_line_bytes`` is cut: its head is kept and the rest is skipped
-while it streams in (a *hole*: carry position + bytes skipped, so file offsets stay right).
+while it streams in (a *hole*: carry position + bytes skipped, so file offsets stay right). The
+last ``CUT_TAIL_BYTES`` of a cut line are kept too: a docker line carries its stream and time
+after the message, and they are rebuilt from there.
+
+The format is only a hint until a line proves it: while every line so far is malformed in the
+hinted format, a line well-formed in the other one switches the parser to that format (a docker
+file whose first line was cut, say). Malformed lines come out the same in both formats (whole
+stdout messages without timestamp), so switching changes nothing already emitted.
 """
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate
 from operator import add
 
@@ -26,14 +32,12 @@ from kubestream.errors import KubestreamError
 from kubestream.obs.metrics import Metrics
 from kubestream.sources.logs.chunk import LogFormat, ParsedBlock
 from kubestream.sources.logs.cri import parse_cri
-from kubestream.sources.logs.docker import parse_docker
-from kubestream.sources.logs.multiline import join_multiline
+from kubestream.sources.logs.docker import CUT_TAIL_BYTES, parse_docker, recover_cut
+from kubestream.sources.logs.multiline import StartMatcher, join_multiline
 from kubestream.sources.logs.partial import Merged, merge_partials
 from kubestream.sources.logs.records import Records, cut_row
 from kubestream.sources.logs.rows import Rows
 from kubestream.sources.logs.utf8 import cut_utf8, ensure_utf8
-
-_EPOCH = b"1970-01-01T00:00:00Z"
 
 
 class NonContiguousReadError(KubestreamError):
@@ -45,6 +49,8 @@ class _Hole:
     position: int
     """Position in the carried bytes where bytes were dropped."""
     size: int
+    tail: bytes = b""
+    """The last (at most ``CUT_TAIL_BYTES``) bytes dropped: the end of the cut line so far."""
 
 
 @dataclass(slots=True)
@@ -59,6 +65,8 @@ class _Lines:
     """Position of each line in the region bytes (plus the tail's) when holes make them differ
     from ``offsets - base``; None otherwise (the usual case: one list pass saved per read)."""
     truncated: set[int]
+    tails: dict[int, bytes] = field(default_factory=dict)
+    """Cut row → the last bytes of its line as written."""
 
     def start(self, row: int) -> int:
         """Position of line ``row`` (``len(lines)``: the tail) in the region bytes."""
@@ -73,11 +81,12 @@ class BlockParser:
         fmt: LogFormat,
         settings: LogsSettings,
         *,
-        multiline: re.Pattern[bytes] | None = None,
+        multiline: StartMatcher | None = None,
         metrics: Metrics | None = None,
         last_timestamp: bytes | None = None,
     ) -> None:
-        self._parse_rows = parse_cri if fmt == LogFormat.CRI else parse_docker
+        self._format = fmt
+        self._decided = False
         self._max_line = settings.max_line_bytes
         self._max_merged = settings.max_merged_bytes
         self._lossless = settings.invalid_utf8 == "lossless"
@@ -90,12 +99,25 @@ class BlockParser:
         self._next: int | None = None
         self._resume = 0
         self._discarding: set[int] = set()
-        self._last_ts = last_timestamp or _EPOCH
+        # Only informative now (the checkpoint keeps it): a line without a valid time no longer
+        # borrows one, it gets b"" and the encoders stamp ingestion time.
+        self._last_ts = last_timestamp or b""
         self._has_pending = False
+        self._has_partial = False
 
     @property
     def has_pending(self) -> bool:
         return self._has_pending
+
+    @property
+    def has_partial(self) -> bool:
+        """An unfinished P/F run (docker: a ``log`` without newline) waits for its end."""
+        return self._has_partial
+
+    @property
+    def format(self) -> LogFormat:
+        """The format lines are parsed in (the hint given, until a line proves the other)."""
+        return self._format
 
     @property
     def next_offset(self) -> int:
@@ -114,10 +136,13 @@ class BlockParser:
         self._next = offset + len(data)
         if self._skipping:
             newline = data.find(b"\n")
+            hole = self._holes[-1]
             if newline == -1:
-                self._holes[-1].size += len(data)
+                hole.size += len(data)
+                hole.tail = (hole.tail + data[-CUT_TAIL_BYTES:])[-CUT_TAIL_BYTES:]
                 return ParsedBlock(resume_offset=self._resume)
-            self._holes[-1].size += newline
+            hole.size += newline
+            hole.tail = (hole.tail + data[max(0, newline - CUT_TAIL_BYTES):newline])[-CUT_TAIL_BYTES:]
             data = data[newline:]
             self._skipping = False
         return self._process(self._carry + data if self._carry else data, final=False, flush=False)
@@ -130,25 +155,58 @@ class BlockParser:
             return ParsedBlock(resume_offset=self._resume)
         return self._process(self._carry, final=False, flush=True)
 
+    def expire_partials(self) -> ParsedBlock:
+        """Emit unfinished P/F runs as they are (the runtime wrote nothing for a while)."""
+        if not self._has_partial:
+            return ParsedBlock(resume_offset=self._resume)
+        return self._process(self._carry, final=False, flush=False, expire=True)
+
     # ---- one region -----------------------------------------------------------------------
 
-    def _process(self, region: bytes, *, final: bool, flush: bool) -> ParsedBlock:
+    def _process(self, region: bytes, *, final: bool, flush: bool, expire: bool = False) -> ParsedBlock:
         lines = self._split(region, final=final)
-        rows = self._parse_rows(lines.lines, lines.offsets, self._last_ts)
-        rows.truncated = lines.truncated
-        merged = merge_partials(rows, self._discarding, self._max_merged, final=final)
+        rows = self._rows(lines)
+        merged = merge_partials(rows, self._discarding, self._max_merged, final=final, expire=expire)
         records = self._decode(rows, merged)
         if self._pattern is not None:
             records = join_multiline(records, self._pattern, lines.offsets, self._max_merged, flush=flush)
         n = rows.count
         cut = cut_row(records, n)
         self._has_pending = len(records.pending) > len(merged.pending)
+        self._has_partial = bool(merged.pending)
         self._commit_discarding(merged, cut)
-        if cut > 0:
+        if cut > 0 and rows.timestamps[cut - 1]:
             self._last_ts = rows.timestamps[cut - 1]
         self._keep_carry(region, lines, cut)
         self._resume = self._next if final and self._next is not None else lines.offsets[cut]
         return self._emit(records, lines.offsets, cut)
+
+    def _rows(self, lines: _Lines) -> Rows:
+        rows = self._parse(self._format, lines)
+        if not self._decided and rows.count:
+            rows = self._decide(lines, rows)
+        return rows
+
+    def _parse(self, fmt: LogFormat, lines: _Lines) -> Rows:
+        if fmt == LogFormat.CRI:
+            rows = parse_cri(lines.lines, lines.offsets)
+        else:
+            rows = parse_docker(lines.lines, lines.offsets)
+            if lines.tails and rows.malformed:
+                recover_cut(rows, lines.lines, lines.tails)
+        rows.truncated = lines.truncated
+        return rows
+
+    def _decide(self, lines: _Lines, rows: Rows) -> Rows:
+        """Settle the format on the first well-formed line (see the module docstring)."""
+        first = _first_well_formed(rows)
+        if first > 0:
+            other = LogFormat.DOCKER if self._format == LogFormat.CRI else LogFormat.CRI
+            alternative = self._parse(other, lines)
+            if _first_well_formed(alternative) < first:
+                self._format, rows, first = other, alternative, _first_well_formed(alternative)
+        self._decided = first < rows.count
+        return rows
 
     def _split(self, region: bytes, *, final: bool) -> _Lines:
         lines = region.split(b"\n")
@@ -161,6 +219,7 @@ class BlockParser:
         if incomplete_tail:
             truncated.add(len(lines) - 1)
         starts: list[int] | None = None
+        tails: dict[int, bytes] = {}
         if self._holes:
             starts = list(map(add, accumulate(lens, initial=0), range(len(lens) + 1)))
             if incomplete_tail:
@@ -170,15 +229,17 @@ class BlockParser:
                 if row < len(lens):
                     lens[row] += hole.size
                     truncated.add(row)
+                    tails[row] = hole.tail
         if lens and max(lens) > self._max_line:
             for i, line in enumerate(lines):
                 if len(line) > self._max_line:
+                    tails[i] = line[-CUT_TAIL_BYTES:]
                     lines[i] = cut_utf8(line, self._max_line)
                     truncated.add(i)
         offsets = list(map(add, accumulate(lens, initial=self._carry_offset), range(len(lens) + 1)))
         if incomplete_tail:
             offsets[-1] -= 1
-        return _Lines(lines, offsets, self._carry_offset, starts, truncated)
+        return _Lines(lines, offsets, self._carry_offset, starts, truncated, tails)
 
     def _decode(self, rows: Rows, merged: Merged) -> Records:
         checked = ensure_utf8(merged.messages, lossless=self._lossless)
@@ -199,12 +260,12 @@ class BlockParser:
     def _keep_carry(self, region: bytes, lines: _Lines, cut: int) -> None:
         start = lines.start(min(cut, len(lines.lines)))
         tail = region[start:]
-        holes = [_Hole(h.position - start, h.size) for h in self._holes if h.position >= start]
+        holes = [_Hole(h.position - start, h.size, h.tail) for h in self._holes if h.position >= start]
         last_newline = tail.rfind(b"\n")
         if len(tail) - last_newline - 1 > self._max_line:
             # The unterminated last line is over the limit: keep its head, skip the rest.
             keep = last_newline + 1 + self._max_line
-            holes.append(_Hole(keep, len(tail) - keep))
+            holes.append(_Hole(keep, len(tail) - keep, tail[max(keep, len(tail) - CUT_TAIL_BYTES):]))
             tail = tail[:keep]
             self._skipping = True
         self._carry, self._holes = tail, holes
@@ -240,6 +301,12 @@ class BlockParser:
             dropped.labels(source="logs", reason="malformed").inc(block.malformed)
         if block.invalid_utf8 and not self._lossless:
             dropped.labels(source="logs", reason="invalid_utf8").inc(block.invalid_utf8)
+
+
+def _first_well_formed(rows: Rows) -> int:
+    """The index of the first row that is not malformed (``rows.count`` if there is none)."""
+    malformed = rows.malformed
+    return next((i for i in range(rows.count) if i not in malformed), rows.count)
 
 
 def _indexes_of(rows: set[int], head_rows: Sequence[int] | None) -> set[int]:

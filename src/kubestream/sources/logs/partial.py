@@ -9,10 +9,16 @@ A run longer than ``max_merged_bytes`` is cut there (the record is flagged trunc
 of the run is dropped, also in later reads ("discarding" state per stream). A run whose next part
 starts more than ``2 * max_merged_bytes`` after its head is cut the same way, so an unfinished run
 cannot hold the rest of the file back (both rules depend on the file only, not on read sizes).
+
+A malformed line (not CRI/docker-shaped) belongs to no stream: it ends every run open before it
+(the run is emitted as it is, then the line as its own record), so it is never glued onto a run
+as its end. ``expire`` (the runtime wrote nothing for ``partial_expiry_s``: an exited container's
+last ``P``, a docker ``log`` without newline) emits the unfinished runs as they are, not truncated.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,6 +26,8 @@ from kubestream.sources.logs.rows import FULL, PARTIAL, Rows
 from kubestream.sources.logs.utf8 import cut_utf8
 
 _P = bytes((PARTIAL,))
+_NO_STREAM = 0
+"""The stream code given to malformed rows: no run ever finds them as its next part."""
 
 
 @dataclass(slots=True)
@@ -58,21 +66,30 @@ class _Run:
     cut: bool
 
 
-def merge_partials(rows: Rows, discarding: set[int], max_merged: int, *, final: bool) -> Merged:
-    """Merge the P/F runs of ``rows``; ``discarding``: streams whose current run is being dropped."""
+def merge_partials(rows: Rows, discarding: set[int], max_merged: int, *, final: bool,
+                   expire: bool = False) -> Merged:
+    """Merge the P/F runs of ``rows``; ``discarding``: streams whose current run is being dropped;
+    ``final``: unfinished runs are emitted truncated; ``expire``: they are emitted as they are."""
     if _P not in rows.tags and not discarding:
         return Merged(rows.timestamps, rows.streams, rows.messages, None,
                       truncated_heads=set(rows.truncated))
-    return _Merger(rows, discarding, max_merged, final).merge()
+    return _Merger(rows, discarding, max_merged, final, expire).merge()
 
 
 class _Merger:
-    def __init__(self, rows: Rows, discarding: set[int], max_merged: int, final: bool) -> None:
+    def __init__(self, rows: Rows, discarding: set[int], max_merged: int, final: bool, expire: bool) -> None:
         self.rows = rows
         self.codes = rows.stream_codes
+        self.barriers = sorted(rows.malformed)
+        if self.barriers:
+            codes = bytearray(self.codes)
+            for row in self.barriers:
+                codes[row] = _NO_STREAM
+            self.codes = bytes(codes)
         self.discarding = discarding
         self.max_merged = max_merged
         self.final = final
+        self.expire = expire
         self.skip: set[int] = set()
         self.runs: dict[int, _Run] = {}
         self.out = Merged([], [], [], [], truncated_heads=set())
@@ -98,7 +115,16 @@ class _Merger:
         size = rows.message_size(head)
         j = head
         while True:
+            barrier = self._barrier_after(j)
             j = self._next_of_stream(j)
+            if barrier != -1 and (j == -1 or barrier < j):
+                # A malformed line ends the run: emitted as it is, or cut if that line starts as far
+                # away as a next part may not (the rule a read ending there applies, too).
+                if offsets[barrier] - offsets[head] > 2 * self.max_merged:
+                    run.cut = True
+                else:
+                    run.complete = True
+                return run
             if j == -1:
                 break
             self.skip.add(j)
@@ -119,7 +145,14 @@ class _Merger:
                 run.cut = True
                 if not self.final:
                     self._force(head, -1)
+            elif self.expire:
+                run.complete = True  # the runtime will not finish it: emitted as written so far
         return run
+
+    def _barrier_after(self, row: int) -> int:
+        """The first malformed row after ``row``, -1 if there is none."""
+        k = bisect_right(self.barriers, row)
+        return self.barriers[k] if k < len(self.barriers) else -1
 
     def _cut(self, run: _Run, row: int, *, include: bool) -> None:
         """End ``run`` early; drop the rest of it (from ``row``, or after it) now and later."""
@@ -140,10 +173,16 @@ class _Merger:
         self.out.forced.append((self.codes[head], head, end))
 
     def _drop_rest(self, code: int, after: int, *, inherited: bool) -> int:
-        """Skip the rows of ``code`` after ``after`` up to its next F; that F's row, or -1."""
+        """Skip the rows of ``code`` after ``after`` up to its next F (or a malformed row: it ends
+        every run); that row, or -1."""
         j = after
+        stop = self._barrier_after(after)
         while True:
             j = self.codes.find(code, j + 1)
+            if stop != -1 and (j == -1 or stop < j):
+                if inherited:
+                    self.out.discard_ends[code] = stop
+                return stop
             if j == -1:
                 return -1
             self.skip.add(j)

@@ -42,6 +42,18 @@ class LogPath:
     rotated: bool
     """A renamed (``.log.<ts>``) or copied file: the runtime no longer writes it."""
     gz: bool
+    link: Path | None = None
+    """The ``containers_dir`` symlink this file was found by (a file outside ``pods_dir``)."""
+
+    @property
+    def scope(self) -> str:
+        """The container directory this file's identity is unique in (see ``scope_of``)."""
+        return scope_of(self.path)
+
+    @property
+    def shown(self) -> Path:
+        """The name to tell the operator: the link it was found by, else its path."""
+        return self.link if self.link is not None else self.path
 
     @property
     def container_key(self) -> tuple[str, str]:
@@ -61,6 +73,15 @@ def parse_pod_dir(name: str) -> PodDir | None:
     if not (sep and sep2 and namespace and pod and uid):
         return None
     return PodDir(namespace, pod, uid)
+
+
+def scope_of(path: Path) -> str:
+    """``<namespace>_<pod>_<uid>/<container>`` for a file named like kubelet's (whatever
+    ``pods_dir`` is mounted as, so a checkpoint row's path gives the same answer); the absolute
+    directory for anything else (a runtime's own file named by a ``containers_dir`` link)."""
+    if LOG_NAME.fullmatch(path.name) and parse_pod_dir(path.parent.parent.name) is not None:
+        return f"{path.parent.parent.name}/{path.parent.name}"
+    return str(path.parent)
 
 
 def parse_log_path(path: Path, pods_dir: Path) -> LogPath | None:

@@ -14,6 +14,10 @@ been renamed or gzipped meanwhile) and a fresh parser starts at the committed of
 
 Single writer: only the reader loop touches a tailer's fd and parser (reads, truncation handover,
 letting go); inotify callbacks and the sweep only set flags and queue the tailer.
+
+Timers: a complete multi-line record waiting for its next start line is flushed after
+``multiline_timeout_s`` without new data; an unfinished partial line (an exited container's last
+``P``, a docker ``log`` without newline) is emitted as written after ``partial_expiry_s``.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ class LogsSource:
         self._metrics = metrics
         self.synced = asyncio.Event()
         """Set once the first walk of ``pods_dir`` is done (after a bounded wait for the pod cache)."""
-        meta = MetadataCache(settings.logs, enricher, node_name=node_name)
+        meta = MetadataCache(settings.logs, enricher, node_name=node_name, metrics=metrics)
         selection = Selection(settings.logs, own_pod=own_pod_from_env())
         self.files = FileTable(settings.logs, meta, selection, on_ready=self._mark_dirty, metrics=metrics)
         self._dirty: deque[Tailer] = deque()
@@ -78,6 +82,10 @@ class LogsSource:
         self._sweep_now = asyncio.Event()
         self._next_line = 1
         self._watcher: DirWatcher | None = None
+        self._partial: set[str] = set()
+        """Fingerprints of files whose parser holds an unfinished partial line."""
+        self._expire_due: set[str] = set()
+        """Of those, the ones idle for ``partial_expiry_s``: the reader loop emits their partials."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -164,6 +172,17 @@ class LogsSource:
 
     async def _service(self, t: Tailer) -> bool:
         """One turn for a tailer; True if it wants another turn right away."""
+        if t.fingerprint in self._expire_due:
+            self._expire_due.discard(t.fingerprint)
+            await self._emit(t, t.parser.expire_partials())
+        again = await self._turn(t)
+        if t.parser.has_partial:
+            self._partial.add(t.fingerprint)
+        else:
+            self._partial.discard(t.fingerprint)
+        return again
+
+    async def _turn(self, t: Tailer) -> bool:
         if t.expired:
             await self._drop_rest(t)
             return False
@@ -257,19 +276,35 @@ class LogsSource:
     async def _housekeeping_loop(self) -> None:
         interval = self._settings.sweep_interval_s
         flush_tick = max(0.05, self._settings.multiline_timeout_s / 4)
+        partial_tick = max(0.05, self._settings.partial_expiry_s / 4)
         last_sweep = time.monotonic()
         while True:
             timeout = max(0.0, last_sweep + interval - time.monotonic())
             if self.files.has_pending_multiline():
                 timeout = min(timeout, flush_tick)
+            if self._partial:
+                timeout = min(timeout, partial_tick)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._sweep_now.wait(), timeout)
             now = time.monotonic()
             self.files.mark_multiline_due(now)
+            self._mark_partials_due(now)
             if self._sweep_now.is_set() or now - last_sweep >= interval:
                 self._sweep_now.clear()
                 self._sweep()
                 last_sweep = time.monotonic()
+
+    def _mark_partials_due(self, now: float) -> None:
+        """Queue the files whose unfinished partial line got no new data for ``partial_expiry_s``."""
+        expiry = self._settings.partial_expiry_s
+        for fingerprint in list(self._partial):
+            t = self.files.get(fingerprint)
+            if t is None or not t.parser.has_partial:
+                self._partial.discard(fingerprint)
+                self._expire_due.discard(fingerprint)
+            elif fingerprint not in self._expire_due and now - t.last_data_at >= expiry:
+                self._expire_due.add(fingerprint)
+                self._mark_dirty(t)
 
     def _sweep(self) -> None:
         """The safety net: walk the directories, re-check every open file, prune old state."""

@@ -12,6 +12,7 @@ import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from kubestream.sources.logs.chunk import FileParser, ParsedBlock
 from kubestream.sources.logs.metadata import ContainerInfo
@@ -27,6 +28,8 @@ class FileHandle:
     ino: int
     fd: int = -1
     gz: gzip.GzipFile | None = None
+    gz_raw: BinaryIO | None = None
+    """The file under ``gz`` (GzipFile does not close a file object it was given)."""
     gz_pos: int = 0
 
     @classmethod
@@ -35,9 +38,11 @@ class FileHandle:
         return cls(path, st.st_dev, st.st_ino, fd=fd)
 
     @classmethod
-    def open_gzip(cls, path: LogPath) -> FileHandle:
-        st = os.stat(path.path)
-        return cls(path, st.st_dev, st.st_ino, gz=gzip.GzipFile(path.path, "rb"))
+    def open_gzip(cls, path: LogPath, fd: int) -> FileHandle:
+        """A gzip stream over an fd opened by ``guard.open_located`` (owned by the handle now)."""
+        st = os.fstat(fd)
+        raw = open(fd, "rb")  # noqa: SIM115 - closed by close()
+        return cls(path, st.st_dev, st.st_ino, gz=gzip.GzipFile(fileobj=raw, mode="rb"), gz_raw=raw)
 
     @property
     def file_key(self) -> tuple[int, int]:
@@ -67,6 +72,9 @@ class FileHandle:
         if self.gz is not None:
             self.gz.close()
             self.gz = None
+        if self.gz_raw is not None:
+            self.gz_raw.close()
+            self.gz_raw = None
 
 
 @dataclass(slots=True)

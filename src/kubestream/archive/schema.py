@@ -1,0 +1,291 @@
+"""The Arrow schemas of compacted files, and turning archived objects into tables of them.
+
+Events (documented in docs/schema.md): the scalar fields users filter and group on, typed, under
+the same names as in the NDJSON records (``event.reason``, ``involved.name``,
+``kubernetes.owner_name``), so one SQL reads both; maps and lists (labels, owners, ``related``)
+are not columns, and ``record`` holds every record whole as JSON text, so nothing is lost. The
+typed columns are parsed by Arrow's JSON reader straight from the NDJSON lines; ``record`` is
+those lines as they were written.
+
+Logs: the columns of the agent's own log Parquet (``sources.logs.parquet``, ``LOG_SCHEMA``). Its ``kubernetes``
+struct has the fields of the containers in each batch; a compacted file has the union of them,
+a batch without one has null there.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.json as pj
+
+from kubestream.pipeline.encode.ndjson import dumps_line
+
+_TS = pa.timestamp("us", "UTC")
+_DICT = pa.dictionary(pa.int32(), pa.string())
+
+EVENT_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("uid", pa.string()), ("name", pa.string()), ("namespace", pa.string()),
+    ("resource_version", pa.int64()), ("reason", pa.string()), ("message", pa.string()),
+    ("type", pa.string()), ("action", pa.string()), ("count", pa.int64()), ("count_delta", pa.int64()),
+    ("first_timestamp", _TS), ("last_timestamp", _TS), ("event_time", _TS), ("series_count", pa.int64()),
+    ("reporting_controller", pa.string()), ("reporting_instance", pa.string()),
+    ("source_component", pa.string()), ("source_host", pa.string()), ("api", pa.string()),
+]
+INVOLVED_FIELDS: list[tuple[str, pa.DataType]] = [
+    (name, pa.string()) for name in
+    ("kind", "name", "namespace", "uid", "api_version", "field_path", "resource_version")
+]
+KUBERNETES_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("enrichment", pa.string()), ("namespace", pa.string()), ("object_kind", pa.string()),
+    ("object_name", pa.string()), ("object_uid", pa.string()), ("object_deleted", pa.bool_()),
+    ("pod_name", pa.string()), ("pod_uid", pa.string()), ("pod_ip", pa.string()),
+    ("container_name", pa.string()), ("container_image", pa.string()), ("container_id", pa.string()),
+    ("owner_kind", pa.string()), ("owner_name", pa.string()), ("owner_uid", pa.string()),
+    ("node_name", pa.string()), ("node_ip", pa.string()),
+]
+STREAM_METADATA_KEY = b"kubestream.stream"
+
+EVENTS_PARSE_SCHEMA = pa.schema([
+    ("kind", pa.string()), ("cluster", pa.string()), ("timestamp", _TS),
+    ("event", pa.struct(EVENT_FIELDS)), ("involved", pa.struct(INVOLVED_FIELDS)),
+    ("kubernetes", pa.struct(KUBERNETES_FIELDS)),
+])
+"""What Arrow's JSON reader extracts from an event line (everything else is only in ``record``)."""
+EVENTS_SCHEMA = pa.schema(
+    [pa.field("kind", _DICT), *list(EVENTS_PARSE_SCHEMA)[1:], pa.field("record", pa.string())],
+    metadata={STREAM_METADATA_KEY: b"events"},
+)
+"""The schema of a compacted events file (docs/schema.md)."""
+
+LOG_SCHEMA = pa.schema([
+    ("kind", _DICT), ("timestamp", pa.timestamp("ns", "UTC")), ("stream", pa.dictionary(pa.int8(), pa.string())),
+    ("message", pa.string()), ("message_base64", pa.string()), ("truncated", pa.bool_()),
+    ("timestamp_invalid", pa.bool_()), ("file", pa.struct([("path", _DICT), ("offset", pa.int64())])),
+    ("kubernetes", pa.struct([("namespace", pa.string())])),
+])
+"""The top-level columns of the agent's log Parquet (``sources.logs.parquet``; a test keeps the two
+in step). Written here rather than derived: importing the logs source loads the Kubernetes client,
+a second of start-up the compactor does not need."""
+_LOG_TEMPLATE = LOG_SCHEMA
+LOG_KUBERNETES_ORDER = [name for name, _ in KUBERNETES_FIELDS] + [
+    "namespace_labels", "labels", "annotations", "owners", "node_labels", "services"]
+"""Canonical order of the ``kubernetes`` fields of a compacted logs file (the rest follow, sorted)."""
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+def events_table_from_lines(lines: Sequence[bytes]) -> pa.Table:
+    """The events table of NDJSON lines (one event record each, no newline)."""
+    if not lines:
+        return EVENTS_SCHEMA.empty_table()
+    try:
+        parsed = pj.read_json(
+            io.BytesIO(b"\n".join(lines)),
+            read_options=pj.ReadOptions(use_threads=False, block_size=1 << 26),
+            parse_options=pj.ParseOptions(explicit_schema=EVENTS_PARSE_SCHEMA, unexpected_field_behavior="ignore"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # A record whose field has another type than the schema's (hostile or from another
+        # writer): the typed columns of such values are null, the record is kept whole.
+        parsed = pa.Table.from_pylist([_coerced(orjson.loads(line)) for line in lines], schema=EVENTS_PARSE_SCHEMA)
+    columns = [parsed.column(name) for name in EVENTS_PARSE_SCHEMA.names]
+    columns[0] = columns[0].cast(_DICT)
+    return pa.Table.from_arrays([*columns, pa.array(_texts(lines), pa.string())], schema=EVENTS_SCHEMA)
+
+
+def events_lines(records: Iterable[dict[str, Any]]) -> list[bytes]:
+    """NDJSON lines (no newline) of decoded records (protobuf sources)."""
+    return [dumps_line(record).rstrip(b"\n") for record in records]
+
+
+def _texts(lines: Sequence[bytes]) -> list[str]:
+    return [line.decode("utf-8", "replace") for line in lines]
+
+
+def _coerced(record: Any) -> dict[str, Any]:
+    """``record`` reduced to the parse schema's fields, values of the wrong type as null."""
+    return _coerce_struct(record if isinstance(record, dict) else {}, EVENTS_PARSE_SCHEMA)
+
+
+def _coerce_struct(value: dict[str, Any], fields: Iterable[pa.Field]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field in fields:
+        item = value.get(field.name)
+        if pa.types.is_struct(field.type):
+            out[field.name] = _coerce_struct(item, list(field.type)) if isinstance(item, dict) else None
+        else:
+            out[field.name] = _coerce_scalar(item, field.type)
+    return out
+
+
+def _coerce_scalar(value: Any, type_: pa.DataType) -> Any:
+    try:
+        pa.scalar(value, type_)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        return None
+    return value
+
+
+# -- logs -----------------------------------------------------------------------------------
+
+_KUBERNETES_KEY = b',"kubernetes":'
+
+
+def _plain(type_: pa.DataType) -> pa.DataType:
+    """``type_`` with dictionaries replaced by their values (what the JSON reader produces)."""
+    if pa.types.is_dictionary(type_):
+        return type_.value_type
+    if pa.types.is_struct(type_):
+        return pa.struct([pa.field(f.name, _plain(f.type)) for f in type_])
+    return type_
+
+
+_LOG_HEAD_SCHEMA = pa.schema([pa.field(f.name, _plain(f.type)) for f in _LOG_TEMPLATE if f.name != "kubernetes"])
+
+
+def logs_table_from_ndjson(data: bytes) -> pa.Table:
+    """The log Parquet table of an NDJSON logs object (decompressed)."""
+    lines = [line for line in data.split(b"\n") if line.strip()]
+    if not lines:
+        return log_template_table(0)
+    head = pj.read_json(
+        io.BytesIO(data),
+        read_options=pj.ReadOptions(use_threads=False, block_size=max(1 << 20, len(data) + 1)),
+        parse_options=pj.ParseOptions(explicit_schema=_LOG_HEAD_SCHEMA, unexpected_field_behavior="ignore"),
+    )
+    columns = {name: head.column(name) for name in _LOG_HEAD_SCHEMA.names}
+    columns["truncated"] = columns["truncated"].fill_null(False)
+    if "timestamp_invalid" in columns:
+        columns["timestamp_invalid"] = columns["timestamp_invalid"].fill_null(False)
+    columns["kubernetes"] = _kubernetes_from_tails(lines)
+    return pa.table(columns)
+
+
+def _kubernetes_from_tails(lines: list[bytes]) -> pa.Array:
+    """The ``kubernetes`` struct of log lines, each distinct block parsed once.
+
+    The agent writes the block last and identical for every line of one container, so the text
+    from ``,"kubernetes":`` on is interned and each distinct one decoded once; a line whose block
+    is elsewhere (another writer) is decoded whole.
+    """
+    distinct: dict[bytes, int] = {}
+    indices: list[int] = []
+    for line in lines:
+        at = line.find(_KUBERNETES_KEY)
+        tail = line[at:] if at >= 0 else b"\0" + line
+        indices.append(distinct.setdefault(tail, len(distinct)))
+    blocks: list[dict[str, Any]] = []
+    for tail in distinct:
+        try:
+            whole = orjson.loads(b"{" + tail[1:]) if tail[:1] == b"," else orjson.loads(tail[1:])
+        except orjson.JSONDecodeError:
+            whole = {}
+        block = whole.get("kubernetes") if isinstance(whole, dict) else None
+        blocks.append(block if isinstance(block, dict) else {})
+    keys = _ordered_keys(key for block in blocks for key in block)
+    take = pa.array(indices, pa.int32())
+    children: list[pa.Array] = []
+    for key in keys:
+        cells = [_cell(block.get(key)) for block in blocks]
+        if all(c is None or isinstance(c, bool) for c in cells):
+            children.append(pa.array(cells, pa.bool_()).take(take))
+        else:
+            text = [c if c is None or isinstance(c, str) else str(c) for c in cells]
+            children.append(pa.DictionaryArray.from_arrays(take, pa.array(text, pa.string())))
+    if not children:
+        return pa.StructArray.from_arrays([pa.nulls(len(lines), pa.string())], names=["namespace"])
+    return pa.StructArray.from_arrays(children, names=keys)
+
+
+def _cell(value: Any) -> Any:
+    """As the agent's log Parquet stores a ``kubernetes`` value: maps and lists as JSON text."""
+    if value is None or isinstance(value, str | bool):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _ordered_keys(keys: Iterable[str]) -> list[str]:
+    seen = set(keys)
+    known = [k for k in LOG_KUBERNETES_ORDER if k in seen]
+    return known + sorted(seen.difference(known))
+
+
+def log_template_table(rows: int) -> pa.Table:
+    """An all-null table of the agent's log columns (the shape of an empty batch)."""
+    return pa.table({f.name: pa.nulls(rows, f.type) for f in _LOG_TEMPLATE}, schema=_LOG_TEMPLATE)
+
+
+def logs_schema_for(schemas: Iterable[pa.Schema]) -> pa.Schema:
+    """The schema that holds every row of tables with ``schemas``: the agent's columns first.
+
+    The ``kubernetes`` struct is the union of the fields seen (canonical order, strings
+    dictionary-encoded); a top-level column the agent does not write (a newer writer) is kept.
+    """
+    top: dict[str, pa.Field] = {f.name: f for f in _LOG_TEMPLATE}
+    kube: dict[str, pa.DataType] = {}
+    for schema in schemas:
+        for field in schema:
+            if field.name == "kubernetes" and pa.types.is_struct(field.type):
+                for child in field.type:
+                    kube[child.name] = _merge_type(kube.get(child.name), child.type)
+            elif field.name not in top:
+                top[field.name] = field
+    kube_fields = [pa.field(name, kube[name]) for name in _ordered_keys(kube)] or [pa.field("namespace", pa.string())]
+    top["kubernetes"] = pa.field("kubernetes", pa.struct(kube_fields))
+    return pa.schema(list(top.values()), metadata={STREAM_METADATA_KEY: b"logs"})
+
+
+def _merge_type(known: pa.DataType | None, new: pa.DataType) -> pa.DataType:
+    """A bool stays bool only if every source has it so; anything else is a dictionary string."""
+    if pa.types.is_boolean(new) and (known is None or pa.types.is_boolean(known)):
+        return pa.bool_()
+    if pa.types.is_null(new) and known is not None:
+        return known
+    return _DICT
+
+
+# -- conforming a table to a schema ---------------------------------------------------------
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns: missing ones null, others cast.
+
+    Raises ``pa.ArrowInvalid`` when a value cannot be represented (the caller keeps the source).
+    """
+    rows = table.num_rows
+    arrays = []
+    for field in schema:
+        if field.name in table.column_names:
+            column = table.column(field.name)
+            arrays.append(_conform_array(column.combine_chunks() if column.num_chunks != 1 else column.chunk(0),
+                                         field.type))
+        else:
+            arrays.append(pa.nulls(rows, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _conform_array(array: pa.Array, type_: pa.DataType) -> pa.Array:
+    if array.type == type_:
+        return array
+    if pa.types.is_struct(type_) and pa.types.is_struct(array.type):
+        present = {array.type.field(i).name for i in range(array.type.num_fields)}
+        children = [
+            _conform_array(array.field(f.name), f.type) if f.name in present else pa.nulls(len(array), f.type)
+            for f in type_
+        ]
+        mask = array.is_null() if array.null_count else None
+        return pa.StructArray.from_arrays(children, fields=list(type_), mask=mask)
+    if pa.types.is_dictionary(type_) and pa.types.is_dictionary(array.type):
+        return array.cast(type_)
+    if pa.types.is_dictionary(type_):
+        return _conform_array(array, type_.value_type).dictionary_encode().cast(type_)
+    if pa.types.is_dictionary(array.type):
+        return array.cast(array.type.value_type).cast(type_)
+    return array.cast(type_)

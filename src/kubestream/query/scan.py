@@ -1,0 +1,265 @@
+"""Listing the partitions of a window and turning their objects into flat Arrow tables.
+
+Only the ``dt=/hour=`` prefixes of the window are listed (``TimeWindow.hours``); an open window
+lists the stream's folder once and drops partitions outside it before reading anything. Each
+partition's listing goes through ``archive.catalog.live_keys``, which knows compaction: compacted
+files replace the sources they cover, manifests and markers are not data.
+
+Objects are fetched concurrently and decoded in worker threads (Parquet and decompression release
+the GIL); rows outside the window are dropped per object, so memory holds only what the query can
+see. An object that cannot be decoded is skipped with one warning line, never the whole query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import posixpath
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from google.protobuf.message import DecodeError
+
+from kubestream.archive.catalog import live_keys
+from kubestream.errors import SinkError
+from kubestream.pipeline.encode.compress import Compressor, GzipCompression, NoCompression, ZstdCompression
+from kubestream.pipeline.encode.ndjson import NdjsonFormat
+from kubestream.pipeline.encode.protobuf import K8streamProtobufFormat, KubestreamProtobufFormat, unframe
+from kubestream.pipeline.proto import kubestream_pb2
+from kubestream.query.location import ArchiveReader, ArchiveUnreachable
+from kubestream.query.shape import events_table, flatten_parquet, l9event_record, logs_table
+from kubestream.query.window import TimeWindow, partition_hour
+
+log = logging.getLogger("kubestream.query")
+
+LIST_CONCURRENCY = 8
+READ_CONCURRENCY = 16
+PARTITION_CONCURRENCY = 3
+_COMPRESSIONS: dict[str, Compressor] = {"gz": GzipCompression(), "zst": ZstdCompression()}
+
+
+@dataclass
+class ScanStats:
+    """What one view's scan touched (``--explain``)."""
+
+    view: str
+    prefixes_listed: int = 0
+    objects_listed: int = 0
+    objects_read: int = 0
+    bytes_read: int = 0
+    rows: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def describe(self) -> str:
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items()))
+        return (f"{self.view}: {self.prefixes_listed} prefixes listed, {self.objects_listed} objects listed, "
+                f"{self.objects_read} read ({self.bytes_read / 1e6:.2f} MB), {self.rows} rows in the window"
+                + (f"; skipped {skipped}" if skipped else ""))
+
+
+def stream_prefix(prefix: str, view: str) -> str:
+    return "/".join(p for p in (prefix.strip("/"), view) if p) + "/"
+
+
+def hour_prefix(prefix: str, view: str, hour: datetime) -> str:
+    return f"{stream_prefix(prefix, view)}dt={hour:%Y-%m-%d}/hour={hour:%H}/"
+
+
+async def _list(reader: ArchiveReader, prefix: str) -> list[str]:
+    try:
+        return await reader.list_keys(prefix)
+    except (SinkError, OSError) as exc:
+        raise ArchiveUnreachable(_one_line(str(exc))) from exc
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:500]
+
+
+async def list_window(reader: ArchiveReader, prefix: str, view: str, window: TimeWindow,
+                      stats: ScanStats) -> dict[str, list[str]]:
+    """Every key listed for ``view`` in ``window``, by partition folder; partitions pruned first."""
+    if window.since is None:
+        prefixes = [stream_prefix(prefix, view)]
+    else:
+        prefixes = [hour_prefix(prefix, view, hour) for hour in window.hours()]
+    gate = asyncio.Semaphore(LIST_CONCURRENCY)
+
+    async def one(folder: str) -> list[str]:
+        async with gate:
+            return await _list(reader, folder)
+
+    listings = await asyncio.gather(*(one(p) for p in prefixes))
+    stats.prefixes_listed += len(prefixes)
+    partitions: dict[str, list[str]] = {}
+    for key in (key for listing in listings for key in listing):
+        stats.objects_listed += 1
+        partitions.setdefault(partition_folder(key), []).append(key)
+    return {folder: sorted(keys) for folder, keys in sorted(partitions.items())
+            if _partition_in_window(folder, window)}
+
+
+def partition_folder(key: str) -> str:
+    """The ``…/dt=…/hour=HH`` folder of ``key`` (compactions live in folders inside it)."""
+    parts = key.split("/")
+    for i, part in enumerate(parts[:-1]):
+        if part.startswith("hour="):
+            return "/".join(parts[: i + 1])
+    return posixpath.dirname(key)
+
+
+def _partition_in_window(folder: str, window: TimeWindow) -> bool:
+    hour = partition_hour(folder + "/")
+    return hour is None or window.holds_partition(hour)
+
+
+# -- decoding ---------------------------------------------------------------------------------------
+
+
+class Undecodable(Exception):
+    """An object whose bytes do not decode as its name says."""
+
+
+def _compression(name: str) -> tuple[str, Compressor]:
+    stem, _, suffix = name.rpartition(".")
+    if suffix in _COMPRESSIONS:
+        return stem, _COMPRESSIONS[suffix]
+    return name, NoCompression()
+
+
+def is_data(key: str) -> bool:
+    """Whether ``key`` names a batch or compacted file (not a manifest, marker or temp file)."""
+    name = posixpath.basename(key)
+    if name.startswith("."):
+        return False
+    stem, _ = _compression(name)
+    return stem.endswith((".ndjson", ".pb", ".parquet"))
+
+
+def _protobuf_records(data: bytes) -> list[dict[str, object]]:
+    """kubestream ``Record`` or k8stream ``L9Event`` messages (sniffed from the first one)."""
+    messages = unframe(data)
+    if not messages:
+        return []
+    # Both write ``.pb``. An L9Event's field 2 is a varint (a Record's a string: parsing fails),
+    # and its field 1 the event uid where a Record has its kind.
+    try:
+        first = kubestream_pb2.Record.FromString(messages[0])
+    except DecodeError:
+        first = None
+    if first is not None and first.HasField("kind") and first.kind in ("event", "log"):
+        return KubestreamProtobufFormat().parse(data)
+    return [l9event_record(m) for m in K8streamProtobufFormat().parse(data)]
+
+
+def decode_object(key: str, data: bytes, view: str) -> pa.Table:
+    """The rows of one archive object in ``view``'s flat shape; ``Undecodable`` if it is damaged."""
+    name = posixpath.basename(key)
+    try:
+        if name.endswith(".parquet"):
+            return flatten_parquet(pq.read_table(pa.BufferReader(data)), view)
+        stem, compressor = _compression(name)
+        raw = compressor.decompress(data)
+        records = _protobuf_records(raw) if stem.endswith(".pb") else NdjsonFormat().parse(raw)
+    except (OSError, ValueError, EOFError, DecodeError, pa.ArrowException) as exc:
+        # zstd, gzip, orjson, protobuf and Arrow all raise one of these on damaged bytes.
+        raise Undecodable(_one_line(f"{type(exc).__name__}: {exc}")) from exc
+    return events_table(records) if view == "events" else logs_table(records)  # type: ignore[arg-type]
+
+
+def in_window(table: pa.Table, window: TimeWindow) -> pa.Table:
+    """The rows of ``table`` whose ``time`` is in ``window`` (rows without a time only in an open one)."""
+    if window.since is None and window.until is None:
+        return table
+    mask = None
+    times = table.column("time")
+    if window.since is not None:
+        mask = pc.greater_equal(times, pa.scalar(window.since, times.type))
+    if window.until is not None:
+        before = pc.less(times, pa.scalar(window.until, times.type))
+        mask = before if mask is None else pc.and_(mask, before)
+    return table.filter(pc.fill_null(mask, False))
+
+
+class _Vanished(Exception):
+    """A listed object was gone when read: compaction replaced it since the listing."""
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    return isinstance(exc, FileNotFoundError) or isinstance(exc.__cause__, FileNotFoundError)
+
+
+class PartitionReader:
+    """Reads partitions for one view: fetch, decode, window filter, hand the rows to ``emit``."""
+
+    def __init__(self, reader: ArchiveReader, view: str, window: TimeWindow, stats: ScanStats,
+                 emit: Callable[[pa.Table], None]) -> None:
+        self._reader, self._view, self._window, self._stats, self._emit = reader, view, window, stats, emit
+        self._gate = asyncio.Semaphore(READ_CONCURRENCY)
+        # A partition's tables are held until it is complete: bound how many are in flight.
+        self._partitions = asyncio.Semaphore(PARTITION_CONCURRENCY)
+
+    async def read_all(self, partitions: dict[str, list[str]]) -> None:
+        """Read every partition of ``partitions`` (folder → listed keys)."""
+        async def one(folder: str, keys: list[str]) -> None:
+            async with self._partitions:
+                await self.read_partition(folder, keys)
+
+        await asyncio.gather(*(one(folder, keys) for folder, keys in partitions.items()))
+
+    async def read_partition(self, folder: str, listed: list[str]) -> None:
+        """All live objects of one partition; re-listed if compaction moved them meanwhile.
+
+        A partition's rows are emitted only once all its objects were read, so a retry after a
+        vanished source can never count a record twice (the compacted file holds it again).
+        """
+        for attempt in range(_RELIST_ATTEMPTS):
+            keys = [key for key in live_keys(listed) if self._keep(key)]
+            try:
+                tables = await asyncio.gather(*(self._read(key) for key in keys))
+            except _Vanished:
+                if attempt + 1 == _RELIST_ATTEMPTS:
+                    raise ArchiveUnreachable(f"{folder}/ keeps changing while it is read (compaction?); "
+                                             "try again") from None
+                listed = sorted(await _list(self._reader, folder + "/"))
+                continue
+            for table in tables:
+                if table is None:
+                    continue
+                rows = in_window(table, self._window)
+                self._stats.rows += rows.num_rows
+                if rows.num_rows:
+                    self._emit(rows)
+            return
+
+    def _keep(self, key: str) -> bool:
+        if is_data(key):
+            return True
+        self._stats.skipped["not data"] += 1
+        return False
+
+    async def _read(self, key: str) -> pa.Table | None:
+        async with self._gate:
+            try:
+                data = await self._reader.get(key)
+            except (SinkError, OSError) as exc:
+                if _is_not_found(exc):
+                    raise _Vanished(key) from exc
+                raise ArchiveUnreachable(_one_line(f"reading {key}: {exc}")) from exc
+            try:
+                table = await asyncio.to_thread(decode_object, key, data, self._view)
+            except Undecodable as exc:
+                log.warning("kubestream query: skipping %s: it does not decode (%s)", key, exc)
+                self._stats.skipped["undecodable"] += 1
+                return None
+        self._stats.objects_read += 1
+        self._stats.bytes_read += len(data)
+        return table
+
+
+_RELIST_ATTEMPTS = 3
