@@ -41,6 +41,21 @@ def make_pod(server: SimServer, name: str, ns: str, **kw: Any) -> dict[str, Any]
     }}) or created
 
 
+def template(app: str) -> dict[str, Any]:
+    """A pod template the stricter simulator accepts (selector matching its labels, a container)."""
+    return {"metadata": {"labels": {"app": app}}, "spec": {"containers": [{"name": "app", "image": "shop/web:2.1"}]}}
+
+
+def controller_spec(app: str) -> dict[str, Any]:
+    return {"selector": {"matchLabels": {"app": app}}, "template": template(app)}
+
+
+def job_spec(app: str) -> dict[str, Any]:
+    job_template = template(app)
+    job_template["spec"]["restartPolicy"] = "Never"
+    return {"template": job_template}
+
+
 class Cluster:
     """A small shop: namespace, node, Deployment/ReplicaSet, CronJob/Job, StatefulSet, DaemonSet."""
 
@@ -51,19 +66,27 @@ class Cluster:
         self.node = c.create("nodes", {"metadata": {"name": "node-1", "labels": {"zone": "eu-1a"}}, "status": {
             "addresses": [{"type": "Hostname", "address": "node-1"}, {"type": "InternalIP", "address": "192.168.0.10"}]}})
         c.create("nodes", {"metadata": {"name": "node-2"}})
-        self.deploy = c.create("deployments", {"metadata": {"name": "web", "namespace": "shop"}}, group="apps")
+        self.deploy = c.create("deployments", {"metadata": {"name": "web", "namespace": "shop"}, "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "app", "image": "shop/web:2.1"}]}}}}, group="apps")
         self.rs = c.create("replicasets", {"metadata": {"name": "web-7d9f", "namespace": "shop", "labels": {"app": "web"},
-                                                        "ownerReferences": [owner_ref(self.deploy, "Deployment")]}},
+                                                        "ownerReferences": [owner_ref(self.deploy, "Deployment")]},
+                                         "spec": controller_spec("web")},
                            group="apps")
         self.web = make_pod(server, "web-7d9f-x1", "shop", owner=owner_ref(self.rs, "ReplicaSet"),
                             labels={"app": "web", "tier": "front"})
-        self.cron = c.create("cronjobs", {"metadata": {"name": "nightly", "namespace": "shop"}}, group="batch")
+        self.cron = c.create("cronjobs", {"metadata": {"name": "nightly", "namespace": "shop"}, "spec": {
+            "schedule": "0 2 * * *", "jobTemplate": {"spec": job_spec("nightly")}}}, group="batch")
         self.job = c.create("jobs", {"metadata": {"name": "nightly-2900", "namespace": "shop",
-                                                  "ownerReferences": [owner_ref(self.cron, "CronJob")]}}, group="batch")
+                                                  "ownerReferences": [owner_ref(self.cron, "CronJob")]},
+                                     "spec": job_spec("nightly")}, group="batch")
         self.batch = make_pod(server, "nightly-2900-q", "shop", owner=owner_ref(self.job, "Job"))
-        self.sts = c.create("statefulsets", {"metadata": {"name": "db", "namespace": "shop"}}, group="apps")
+        self.sts = c.create("statefulsets", {"metadata": {"name": "db", "namespace": "shop"},
+                                             "spec": {**controller_spec("db"), "serviceName": "db"}}, group="apps")
         self.db0 = make_pod(server, "db-0", "shop", owner=owner_ref(self.sts, "StatefulSet"), labels={"app": "db"})
-        self.ds = c.create("daemonsets", {"metadata": {"name": "agent", "namespace": "shop"}}, group="apps")
+        self.ds = c.create("daemonsets", {"metadata": {"name": "agent", "namespace": "shop"},
+                                          "spec": controller_spec("agent")}, group="apps")
         self.agent = make_pod(server, "agent-n2", "shop", owner=owner_ref(self.ds, "DaemonSet"), node="node-2")
         c.create("services", {"metadata": {"name": "web", "namespace": "shop"}, "spec": {"selector": {"app": "web"}}})
         c.create("services", {"metadata": {"name": "front", "namespace": "shop"},

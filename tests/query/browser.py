@@ -107,7 +107,7 @@ async def _inspect(port: int, url: str, probes: dict[str, str]) -> PageReport:
 
 def inspect_page(page: Path, probes: dict[str, str]) -> PageReport:
     """Load ``page`` in headless chromium; the report of errors, requests and probe values."""
-    with tempfile.TemporaryDirectory(prefix="kubestream-chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="kubestream-chromium-", ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen([chromium_executable(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
