@@ -126,6 +126,32 @@ def _schemas_for(served: list[ResourceType]) -> dict[str, Any]:
     return dict(sorted(schemas.items()))
 
 
+# Strategic-merge metadata of list fields, from the struct tags of k8s.io/api core/v1 types.go
+# (`patchStrategy:"merge" patchMergeKey:"name"` …), which the real documents publish as
+# x-kubernetes-patch-strategy / x-kubernetes-patch-merge-key. kubectl's client-side apply reads them
+# from /openapi/v3: without them it treats these lists as atomic and re-sends a whole container
+# list whenever the server defaulted a field inside it.
+_PATCH_MERGE_KEYS: dict[tuple[str, str], str] = {
+    ("V1PodSpec", "containers"): "name",
+    ("V1PodSpec", "initContainers"): "name",
+    ("V1PodSpec", "ephemeralContainers"): "name",
+    ("V1PodSpec", "volumes"): "name",
+    ("V1PodSpec", "imagePullSecrets"): "name",
+    ("V1PodSpec", "hostAliases"): "ip",
+    ("V1Container", "env"): "name",
+    ("V1Container", "ports"): "containerPort",
+    ("V1Container", "volumeMounts"): "mountPath",
+    ("V1Container", "volumeDevices"): "devicePath",
+    ("V1EphemeralContainer", "env"): "name",
+    ("V1EphemeralContainer", "ports"): "containerPort",
+    ("V1EphemeralContainer", "volumeMounts"): "mountPath",
+    ("V1ObjectMeta", "ownerReferences"): "uid",
+    ("V1PodStatus", "conditions"): "type",
+    ("V1NodeStatus", "conditions"): "type",
+    ("V1NodeStatus", "addresses"): "type",
+}
+
+
 def _object_schema(class_name: str) -> dict[str, Any]:
     fields = fields_of(class_name)
     schema: dict[str, Any] = {"description": class_description(class_name), "type": "object"}
@@ -135,6 +161,10 @@ def _object_schema(class_name: str) -> dict[str, Any]:
     schema["properties"] = {
         name: _property_schema(f.type, f.description) for name, f in fields.items()
     }
+    for name, prop in schema["properties"].items():
+        if (key := _PATCH_MERGE_KEYS.get((class_name, name))) is not None:
+            prop["x-kubernetes-patch-merge-key"] = key
+            prop["x-kubernetes-patch-strategy"] = "merge"
     return schema
 
 
