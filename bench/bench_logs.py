@@ -174,7 +174,7 @@ DELIVERY_TIMEOUT_S = 600.0
 
 
 class FixedEnricher:
-    """A real ``PodEnricher`` (sources.logs.metadata) whose every pod has the bench's block.
+    """A real ``PodEnricher`` (enrich.containers) whose every pod has the bench's block.
 
     It stands in for the cluster-backed Enricher: no pod cache (``pods``/``namespaces`` None), so
     the source builds each container's block once from ``for_pod`` and keeps it.
@@ -195,6 +195,9 @@ class FixedEnricher:
 
     @property
     def namespaces(self) -> None:
+        return None
+
+    def find_pod(self, namespace: str | None, name: str, uid: str | None) -> None:
         return None
 
     def for_pod(self, namespace: str, name: str, uid: str | None, *, container: str | None = None,

@@ -253,6 +253,7 @@ async def _trace(minutes: float, kubeconfig: Path, directory: Path, delete_delay
         snapshots.append(tracemalloc.take_snapshot().filter_traces(
             [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen*>")]))
         _report_sizes(enricher, source, f"t={interval * (i + 1):.0f}s traced={tracemalloc.get_traced_memory()[0] >> 20} MiB")
+        print(f"  the server retains {await _retained_events(client)} events", flush=True)
     print("grew between the first and the last snapshot:")
     for stat in snapshots[-1].compare_to(snapshots[0], "traceback")[:12]:
         print(f"  {stat.size_diff / 1024:+9.0f} KiB {stat.count_diff:+7d} blocks")
@@ -263,6 +264,13 @@ async def _trace(minutes: float, kubeconfig: Path, directory: Path, delete_delay
     await asyncio.gather(*tasks, return_exceptions=True)
     await client.close()
     state.close()
+
+
+async def _retained_events(client: Any) -> int:
+    """How many Events the API server holds: one item and its ``remainingItemCount`` (Events have
+    no watch cache, so a limited list is a paginated read of etcd that carries the count)."""
+    page = await client.request_json("GET", "/api/v1/events", query={"limit": "1"})
+    return len(page.get("items") or []) + int(page.get("metadata", {}).get("remainingItemCount") or 0)
 
 
 def _report_sizes(enricher: Any, source: Any, label: str) -> None:

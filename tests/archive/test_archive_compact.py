@@ -172,3 +172,32 @@ async def test_the_documented_query_of_compacted_events_runs(tmp_path: Path) -> 
     rows = duckdb.connect().sql(query.replace("'archive/", f"'{root}/").strip().rstrip(";")).fetchall()
     warnings = sum(1 for uid, _ in ledger.events if int(uid.rsplit("-", 1)[1]) % 3 == 0)
     assert sum(r[1] for r in rows) == warnings and {r[2] for r in rows} == {"web"}
+
+
+async def test_log_lines_of_containers_with_different_metadata_compact_together(tmp_path: Path) -> None:
+    """A batch mixing containers whose ``kubernetes`` blocks have different keys (one pod's
+    namespace has annotations, another's not) compacts, and reads back with each line's own."""
+    root = tmp_path / "archive"
+    folder = root / "logs" / "dt=2024-05-01" / "hour=10"
+    folder.mkdir(parents=True)
+    written = []
+    for n in range(3):
+        lines = []
+        for i in range(4):
+            kube: dict[str, object] = {"namespace": "shop", "pod_name": f"p{i % 2}", "pod_uid": f"u{i % 2}"}
+            if i % 2:
+                kube["namespace_annotations"] = {"owner": "team@example.com"}
+            lines.append({"kind": "log", "timestamp": f"2024-05-01T10:0{n}:0{i}.000000000Z", "stream": "stdout",
+                          "message": f"line {n}-{i}", "file": {"path": f"/var/log/p{i % 2}.log", "offset": n * 10 + i},
+                          "kubernetes": kube})
+        written += lines
+        (folder / f"node-0-{n * 4}-{n * 4 + 3}.ndjson.gz").write_bytes(
+            gzip.compress(b"".join(orjson.dumps(line) + b"\n" for line in lines)))
+    settings = file_settings(root, tmp_path / "state")
+    report = await compact_archive(open_archive(settings), settings, now=LATER)
+    assert report.sources == 3 and report.parts == 1 and not report.unreadable
+    (part,) = root.rglob("*-compacted-*.parquet")
+    rows = sorted(pq.read_table(part).to_pylist(), key=lambda r: r["file"]["offset"])
+    assert [r["message"] for r in rows] == [w["message"] for w in sorted(written, key=lambda w: w["file"]["offset"])]
+    annotations = {r["kubernetes"]["pod_uid"]: r["kubernetes"]["namespace_annotations"] for r in rows}
+    assert annotations == {"u0": None, "u1": '{"owner":"team@example.com"}'}

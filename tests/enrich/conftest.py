@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from tests.enrich.enrich_support import Cluster
 
 from kubestream.config.settings import KubeSettings, Settings
+from kubestream.enrich import Enricher
 from kubestream.kube.client import KubeClient
+from kubestream.obs.metrics import Metrics
 from kubestream.sim.server import SimServer
 from kubestream.sim.testing import kubeconfig_for, running_sim
 
@@ -33,3 +38,25 @@ async def kube_client(settings: Settings) -> AsyncIterator[KubeClient]:
     yield client
     await client.close()
 
+
+@pytest.fixture
+def cluster(sim_server: SimServer) -> Cluster:
+    return Cluster(sim_server)
+
+
+@pytest.fixture
+async def enricher_factory(kube_client: KubeClient, settings: Settings) -> AsyncIterator[Callable[..., Any]]:
+    tasks: list[asyncio.Task[None]] = []
+
+    async def start(node_name: str | None = None, metrics: Metrics | None = None,
+                    settings_: Settings | None = None) -> Enricher:
+        e = Enricher(kube_client, settings_ or settings, node_name=node_name, metrics=metrics)
+        tasks.append(asyncio.create_task(e.run()))
+        async with asyncio.timeout(10):
+            await e.synced.wait()
+        return e
+
+    yield start
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -25,6 +25,7 @@ from kubestream.config.settings import (
     SinkSettings,
     StateSettings,
 )
+from kubestream.enrich.containers import PodEnricher
 from kubestream.obs.metrics import Metrics
 from kubestream.pipeline.batcher import Pipeline
 from kubestream.pipeline.delivery import Delivery
@@ -32,7 +33,6 @@ from kubestream.pipeline.spool import Spool
 from kubestream.sim.nodelogs import NodeLogConfig, NodeLogWriter, extract_seqs
 from kubestream.sinks.file import FileSink
 from kubestream.sources.logs.chunk import make_log_encoder
-from kubestream.sources.logs.metadata import PodEnricher
 from kubestream.sources.logs.source import LogsSource
 from kubestream.state.store import StateStore
 

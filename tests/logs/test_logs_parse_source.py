@@ -118,7 +118,7 @@ async def test_annotation_patterns_stall_nothing_and_refused_ones_are_reported_o
                   ("F", f"run{restart} run{restart}"), ("F", "  not a continuation here"))
     write_cri(log_file(tmp_path, "default", "other-0", uids["other-0"]), ("F", "one"), ("F", "two"))
     rig = Rig(tmp_path, settings, enricher=enricher)
-    caplog.set_level(logging.WARNING, logger="kubestream.sources.logs.metadata")
+    caplog.set_level(logging.WARNING, logger="kubestream.sources.logs.container_rules")
     try:
         await rig.start()
         await eventually(lambda: len(messages_of(tmp_path)) >= 9, within=15)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubestream.sources.logs.metadata import _annotation_pattern
+from kubestream.sources.logs.container_rules import annotation_pattern as _annotation_pattern
 
 
 @pytest.mark.parametrize(("value", "container", "expected"), [

@@ -14,6 +14,7 @@ from typing import Any
 
 import obstore
 import orjson
+from bench.gen_archive import Ledger, write_logs
 from tests.query.conftest import AgentArchive, MotoServer, run_cli
 
 from kubestream.archive.compact import compact_archive
@@ -155,3 +156,19 @@ def test_s3_archive_reads_like_the_directory(agent_archive: AgentArchive, moto: 
     assert from_s3.returncode == 0, from_s3.stderr
     local = run_cli("timeline", "-n", namespace, "-a", str(agent_archive.root), "--since", "1d", "-o", "csv")
     assert from_s3.stdout == local.stdout and len(local.stdout.splitlines()) > 100
+
+
+def test_the_agents_log_parquet_gives_the_rows_of_its_ndjson(tmp_path: Path) -> None:
+    start = dt.datetime(2024, 5, 1, 10, tzinfo=dt.UTC)
+    sql = ("select time, namespace, pod, pod_uid, container, node, stream, message, truncated, workload_kind, "
+           "workload_name, labels, image, file_path, file_offset from logs order by file_path, file_offset")
+    answers = []
+    for parquet in (False, True):
+        root = tmp_path / ("parquet" if parquet else "ndjson")
+        ledger = Ledger()
+        write_logs(root, ledger, start=start, hours=2, objects_per_hour=3, lines_per_object=10, parquet=parquet)
+        assert bool(list(root.rglob("*.parquet"))) == parquet
+        rows = _query(str(root), sql)
+        assert {(r["file_path"], r["file_offset"]) for r in rows} == ledger.logs and len(rows) == len(ledger.logs)
+        answers.append(rows)
+    assert answers[0] == answers[1]

@@ -26,7 +26,8 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ MANIFEST_VERSION = 1
 _HOUR_RE = re.compile(r"^hour=(\d{2})$")
 _DT_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 _MAX_DEPTH = 6
+READ_AHEAD = 8
+"""Sources fetched and decoded ahead of the writer."""
 _EVENT_DICTIONARY_COLUMNS = [
     "kind", "cluster", "event.namespace", "event.reason", "event.type", "event.action", "event.api",
     "event.reporting_controller", "event.reporting_instance", "event.source_component", "event.source_host",
@@ -260,32 +263,15 @@ async def _write_parts(store: ArchiveStore, keys: catalog.CompactionKeys, stream
     writer = _PartWriter(store, keys, stream, uid, options.compaction)
     manifest_sources = []
     try:
-        for key in sources:
-            data = await store.get(key)
-            try:
-                table = await asyncio.to_thread(read_table, key, data, stream,
-                                                protobuf_message=options.protobuf_message)
-            except UnreadableObjectError as exc:
-                raise _Unreadable(key, str(exc)) from exc
-            manifest_sources.append({"key": catalog.basename(key), "bytes": len(data), "rows": table.num_rows})
-            del data
+        async for key, size, table in _read_ahead(store, sources, stream, options):
+            manifest_sources.append({"key": catalog.basename(key), "bytes": size, "rows": table.num_rows})
             await writer.add(table)
             step("source-read")
         parts = await writer.finish()
     finally:
         writer.discard()
     step("parts-written")
-    semaphore = asyncio.Semaphore(16)
-    empty = store.scratch_path(f"{keys.folder}.empty-marker")
-    await asyncio.to_thread(_write_empty, empty)
-    try:
-        async def mark(key: str) -> None:
-            async with semaphore:
-                await store.put_file(keys.cover(key), empty)
-
-        await asyncio.gather(*(mark(k) for k in sources))
-    finally:
-        empty.unlink(missing_ok=True)
+    await store.put_empty([keys.cover(k) for k in sources])
     step("markers-written")
     await _drop_stale(store, keys, {p["key"] for p in parts}, {catalog.basename(s) for s in sources})
     return {
@@ -301,9 +287,35 @@ async def _write_parts(store: ArchiveStore, keys: catalog.CompactionKeys, stream
     }
 
 
-def _write_empty(path: Path) -> None:
-    with open(path, "wb") as handle:
-        os.fsync(handle.fileno())
+async def _read_one(store: ArchiveStore, key: str, stream: str, options: _Options) -> tuple[int, pa.Table]:
+    data = await store.get(key)
+    try:
+        table = await asyncio.to_thread(read_table, key, data, stream, protobuf_message=options.protobuf_message)
+    except UnreadableObjectError as exc:
+        raise _Unreadable(key, str(exc)) from exc
+    return len(data), table
+
+
+async def _read_ahead(store: ArchiveStore, sources: list[str], stream: str,
+                      options: _Options) -> AsyncIterator[tuple[str, int, pa.Table]]:
+    """``(key, stored bytes, table)`` of each source, in order, ``READ_AHEAD`` fetched and decoded
+    at once: small objects cost a round trip each, which in sequence dominates. Memory stays
+    bounded by ``READ_AHEAD`` sources."""
+    pending: deque[tuple[str, asyncio.Task[tuple[int, pa.Table]]]] = deque()
+    upcoming = iter(sources)
+    try:
+        while True:
+            while len(pending) < READ_AHEAD and (key := next(upcoming, None)) is not None:
+                pending.append((key, asyncio.create_task(_read_one(store, key, stream, options))))
+            if not pending:
+                return
+            key, task = pending.popleft()
+            size, table = await task
+            yield key, size, table
+    finally:
+        for _, task in pending:
+            task.cancel()
+        await asyncio.gather(*(t for _, t in pending), return_exceptions=True)
 
 
 async def _drop_stale(store: ArchiveStore, keys: catalog.CompactionKeys, parts: set[str], covers: set[str]) -> None:

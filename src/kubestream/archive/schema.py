@@ -195,11 +195,25 @@ def _kubernetes_from_tails(lines: list[bytes]) -> pa.Array:
         if all(c is None or isinstance(c, bool) for c in cells):
             children.append(pa.array(cells, pa.bool_()).take(take))
         else:
-            text = [c if c is None or isinstance(c, str) else str(c) for c in cells]
-            children.append(pa.DictionaryArray.from_arrays(take, pa.array(text, pa.string())))
+            children.append(_dictionary_of(cells, take))
     if not children:
         return pa.StructArray.from_arrays([pa.nulls(len(lines), pa.string())], names=["namespace"])
     return pa.StructArray.from_arrays(children, names=keys)
+
+
+def _dictionary_of(cells: list[Any], take: pa.Array) -> pa.DictionaryArray:
+    """The per-line dictionary column of per-block ``cells``: a block without the key is a null
+    index, never a null in the dictionary (which Parquet cannot write)."""
+    values: list[str] = []
+    codes: list[int | None] = []
+    for cell in cells:
+        if cell is None:
+            codes.append(None)
+        else:
+            codes.append(len(values))
+            values.append(cell if isinstance(cell, str) else str(cell))
+    indices = pa.array(codes, pa.int32()).take(take)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(values, pa.string()))
 
 
 def _cell(value: Any) -> Any:

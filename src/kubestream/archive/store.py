@@ -57,6 +57,10 @@ class ArchiveStore(Protocol):
         """Delete ``keys`` (missing ones are fine); durable once it returns."""
         ...
 
+    async def put_empty(self, keys: list[str]) -> None:
+        """Store an empty object under each of ``keys``; all durable once it returns."""
+        ...
+
     def scratch_path(self, key: str) -> Path:
         """A local file where the object ``key`` may be prepared before ``put_file``."""
         ...
@@ -140,6 +144,24 @@ class FileArchive:
             if folder.is_dir():
                 _fsync_directory(folder)
                 self._prune(folder)
+
+    async def put_empty(self, keys: list[str]) -> None:
+        await asyncio.to_thread(self._put_empty, keys)
+
+    def _put_empty(self, keys: list[str]) -> None:
+        # An empty file is whole or absent, so no temp file and rename per marker; one fsync of
+        # each folder afterwards makes them all durable (markers of one compaction share a folder).
+        folders = set()
+        for key in keys:
+            path = self.sink.path_for(key)
+            if path.parent not in folders:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                folders.add(path.parent)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+        for folder in folders:
+            _fsync_directory(folder)
+            # A new folder's own entry must be durable too.
+            _fsync_directory(folder.parent)
 
     def _prune(self, folder: Path) -> None:
         """Remove folders left empty inside a compaction (``covers/``), never a partition."""
@@ -225,6 +247,23 @@ class ObjectArchive:
                     pass
 
         await asyncio.gather(*(one(k) for k in keys))
+
+    async def put_empty(self, keys: list[str]) -> None:
+        # Through the sink's put: the markers carry the configured attributes (encryption,
+        # storage class) a bucket policy may require.
+        semaphore = asyncio.Semaphore(16)
+        empty = self.scratch_path(f"{keys[0]}.empty") if keys else None
+        if empty is None:
+            return
+        empty.write_bytes(b"")
+        try:
+            async def one(key: str) -> None:
+                async with semaphore:
+                    await self.sink.put(key, empty, 0)
+
+            await asyncio.gather(*(one(k) for k in keys))
+        finally:
+            empty.unlink(missing_ok=True)
 
     def scratch_path(self, key: str) -> Path:
         self._scratch.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,9 @@ def add_archive_options(parser: argparse.ArgumentParser, *, since_default: str |
     where.add_argument("--endpoint", default=None, metavar="URL",
                        help="with --archive: the endpoint of an S3-compatible server or an emulator")
     where.add_argument("--region", default=None, help="with --archive s3://: the bucket's region")
+    where.add_argument("--cluster", default=None, metavar="NAME",
+                       help="only this cluster's records (an archive several clusters share: only its "
+                            "cluster=NAME partitions are listed)")
     window = parser.add_argument_group("time window (partitions outside it are neither listed nor read)")
     window.add_argument("--since", default=since_default, metavar="WHEN",
                         help="start: a duration back from now (2h, 30m, 1d) or an RFC 3339 time"
@@ -108,19 +111,21 @@ def query_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     def body() -> int:
         location = resolve_location(args)
         window = TimeWindow.parse(args.since, args.until)
-        archive, cursor = run_query(location, window, args.sql)
+        archive, cursor = run_query(location, window, args.sql, args.cluster)
         columns = [d[0] for d in cursor.description or []]
         rows = write_rows(output_format(args, stream), columns, rows_of(cursor), stream)
         if args.explain:
-            explain(location, window, archive.loaded.describe(), rows)
+            explain(location, window, archive.loaded.describe(), rows, args.cluster)
         return EXIT_OK
 
     return guarded("query", body)
 
 
-def explain(location: ArchiveLocation, window: TimeWindow, lines: list[str], rows: int) -> None:
+def explain(location: ArchiveLocation, window: TimeWindow, lines: list[str], rows: int,
+            cluster: str | None = None) -> None:
     """The ``--explain`` report (stderr, so the result stays clean for pipes)."""
-    print(f"archive: {location.description}; window: {window.describe()}", file=sys.stderr)
+    print(f"archive: {location.description}; window: {window.describe()}"
+          + (f"; cluster: {cluster}" if cluster else ""), file=sys.stderr)
     for line in lines or ["no view read"]:
         print(f"  {line}", file=sys.stderr)
     print(f"  result: {rows} rows", file=sys.stderr)

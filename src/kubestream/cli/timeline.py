@@ -49,7 +49,7 @@ def timeline_command(args: argparse.Namespace, out: TextIO | None = None) -> int
         target = parse_target(args.target, args.namespace)
         location = resolve_location(args)
         window = TimeWindow.parse(args.since, args.until)
-        archive = Archive(location, window)
+        archive = Archive(location, window, args.cluster)
         archive.load(["events", "logs"])
         rows = list(rows_of(archive.execute(timeline_sql(target, limit=args.limit))))
         if args.html is not None:
@@ -61,7 +61,7 @@ def timeline_command(args: argparse.Namespace, out: TextIO | None = None) -> int
                 raise ConfigError(f"cannot write {args.html}: {exc.strerror or exc}", key="--html") from exc
         count = write_rows(output_format(args, stream), list(COLUMNS), rows, stream)
         if args.explain:
-            explain(location, window, archive.loaded.describe(), count)
+            explain(location, window, archive.loaded.describe(), count, args.cluster)
         return EXIT_OK
 
     return guarded("timeline", body)

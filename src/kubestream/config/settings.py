@@ -82,6 +82,9 @@ class EnrichSettings(_Section):
     )
     delete_delay_s: float = Field(600.0, ge=0)
     """Deleted objects stay in the caches this long, so late records are still enriched."""
+    value_max_bytes: int = Field(4096, ge=0)
+    """Label/annotation values longer than this (UTF-8 bytes) are cut and listed in the block's
+    ``truncated_values``; 0 keeps every value whole."""
 
 
 class BatchSettings(_Section):

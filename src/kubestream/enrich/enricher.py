@@ -6,7 +6,13 @@ synchronously from their stores: never a GET per record. Deleted objects stay in
 ``enrich.delete_delay_s`` so late records are still enriched (and marked ``object_deleted``).
 
 Lookups go by UID first and fall back to namespace/name only when the record carries no UID: a
-StatefulSet re-creating ``web-0`` gets a new UID and the two incarnations must never mix.
+StatefulSet re-creating ``web-0`` gets a new UID and the two incarnations must never mix. The one
+exception is a static pod, whose records carry kubelet's hash uid: it is found through its mirror
+pod (same name, ``kubernetes.io/config.mirror: <hash>``) and keeps the hash as its uid.
+
+Events and logs get the same block from here (logs through ``enrich.containers``, which builds it
+once per container). Label/annotation values are cut to ``enrich.value_max_bytes`` when a block
+is built; the cut ones are listed in ``truncated_values``.
 
 Misses are counted in ``kubestream_enrichment_misses_total{source,kind}`` here, with the
 ``source`` the caller passes (defaults: "events" for ``for_object``, "logs" for ``for_pod``), and
@@ -19,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from kubestream.config.settings import Settings
 from kubestream.enrich.fieldpath import container_from_field_path
 from kubestream.enrich.owners import NOT_CACHED, NotCached, OwnerChain, walk
+from kubestream.enrich.valuecap import ValueCap
 from kubestream.kube.client import KubeClient
 from kubestream.kube.objects import (
     WORKLOAD_KINDS,
@@ -45,6 +52,9 @@ log = logging.getLogger(__name__)
 
 C = TypeVar("C", bound=Cacheable)
 
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+"""On a static pod's mirror pod: the static pod's hash uid (its log directory's and events' uid)."""
+
 PODS = ResourceRef("", "v1", "pods")
 NODES = ResourceRef("", "v1", "nodes")
 NAMESPACES = ResourceRef("", "v1", "namespaces")
@@ -62,6 +72,8 @@ class _Tally:
 
     found: int = 0
     missed: int = 0
+    truncated: list[str] = field(default_factory=list)
+    """``<field>.<key>`` of each value the size cap cut."""
 
     def note(self, hit: bool) -> None:
         if hit:
@@ -93,6 +105,7 @@ class Enricher:
         self._metrics = metrics
         self.node_name = node_name
         self._decoders = Decoders(settings.enrich)
+        self._cap = ValueCap(settings.enrich.value_max_bytes)
         self.synced = asyncio.Event()
         """Set once every cache has completed its first list."""
         self._reflectors: list[Reflector[Any]] = []
@@ -188,10 +201,12 @@ class Enricher:
         elif kind == "Service" and self.services is not None:
             svc = self._lookup(self.services, namespace, name, uid, tally, source)
             if svc is not None:
-                _put_map(out, "labels", svc.labels)
+                self._put_map(out, "labels", svc.labels, tally)
         elif kind in WORKLOAD_KINDS and uid:
             # A top-level workload we do not cache (Deployment, CronJob, ...): it is its own top.
             _put_owner(out, OwnerRef(kind, name, uid))
+        if tally.truncated:
+            out["truncated_values"] = sorted(tally.truncated)
         out["enrichment"] = tally.verdict
         return out
 
@@ -201,7 +216,8 @@ class Enricher:
         ns = self.namespaces.get_by_name(None, namespace)
         tally.note(ns is not None)
         if ns is not None:
-            _put_map(out, "namespace_labels", ns.labels)
+            self._put_map(out, "namespace_labels", ns.labels, tally)
+            self._put_map(out, "namespace_annotations", ns.annotations, tally)
 
     def _add_pod(self, out: dict[str, Any], namespace: str | None, name: str, uid: str | None,
                  container: tuple[str, ContainerKind | None] | None, tally: _Tally, source: str) -> None:
@@ -210,13 +226,15 @@ class Enricher:
             out["pod_uid"] = uid
         if self.pods is None:
             return
-        pod = self._lookup(self.pods, namespace, name, uid, tally, source)
+        pod = self._find_pod(self.pods, namespace, name, uid, tally, source)
         if pod is None:
             return
-        out["object_uid"] = out["pod_uid"] = pod.uid
+        # A static pod keeps the record's uid (kubelet's hash uid, in its events and log paths),
+        # not its mirror pod's API uid.
+        out["object_uid"] = out["pod_uid"] = uid or pod.uid
         out["object_deleted"] = self.pods.is_deleted(pod.uid)
-        _put_map(out, "labels", pod.labels)
-        _put_map(out, "annotations", pod.annotations)
+        self._put_map(out, "labels", pod.labels, tally)
+        self._put_map(out, "annotations", pod.annotations, tally)
         if pod.pod_ip:
             out["pod_ip"] = pod.pod_ip
         if container is not None:
@@ -238,8 +256,8 @@ class Enricher:
             return
         out["object_uid"] = wl.uid
         out["object_deleted"] = store.is_deleted(wl.uid)
-        _put_map(out, "labels", wl.labels)
-        _put_map(out, "annotations", wl.annotations)
+        self._put_map(out, "labels", wl.labels, tally)
+        self._put_map(out, "annotations", wl.annotations, tally)
         if wl.owners:
             self._add_owners(out, wl.owners, tally)
         else:
@@ -255,8 +273,9 @@ class Enricher:
         if node is not None:
             out["object_uid"] = node.uid
             out["object_deleted"] = self.nodes.is_deleted(node.uid)
-            _put_map(out, "labels", node.labels)
-            _put_node(out, node)
+            self._put_map(out, "labels", node.labels, tally)
+            self._put_map(out, "annotations", node.annotations, tally)
+            self._put_node(out, node, tally)
 
     def _add_owners(self, out: dict[str, Any], owners: tuple[OwnerRef, ...], tally: _Tally) -> None:
         chain = walk(owners, self._workload_lookup)
@@ -276,13 +295,46 @@ class Enricher:
         node = self.nodes.get_by_name(None, node_name)
         tally.note(node is not None)
         if node is not None:
-            _put_node(out, node)
+            self._put_node(out, node, tally)
 
     def _add_services(self, out: dict[str, Any], pod: PodInfo) -> None:
         if self.services is None:
             return
         names = sorted(s.name for s in self.services.by_index("namespace", pod.namespace) if s.selects(pod.labels))
         out["services"] = names
+
+    def find_pod(self, namespace: str | None, name: str, uid: str | None) -> PodInfo | None:
+        """The cached pod by uid (or by name when there is none), or the mirror pod of the static
+        pod whose (hash) uid that is; None when not cached."""
+        if self.pods is None:
+            return None
+        if not uid:
+            return self.pods.get_by_name(namespace, name)
+        pod = self.pods.get(uid)
+        if pod is None:
+            mirror = self.pods.get_by_name(namespace, name)
+            if mirror is not None and mirror.annotations.get(MIRROR_ANNOTATION) == uid:
+                return mirror
+        return pod
+
+    def _find_pod(self, store: ObjectStore[PodInfo], namespace: str | None, name: str, uid: str | None,
+                  tally: _Tally, source: str) -> PodInfo | None:
+        pod = self.find_pod(namespace, name, uid)
+        tally.note(pod is not None)
+        if pod is None and self._metrics is not None:
+            self._metrics.enrichment_misses.labels(source=source, kind=store.kind).inc()
+        return pod
+
+    def _put_map(self, out: dict[str, Any], key: str, values: Mapping[str, str], tally: _Tally) -> None:
+        if values:
+            out[key] = self._cap.apply(key, values, tally.truncated)
+
+    def _put_node(self, out: dict[str, Any], node: NodeInfo, tally: _Tally) -> None:
+        ip = node.addresses.get("InternalIP")
+        if ip:
+            out["node_ip"] = ip
+        self._put_map(out, "node_labels", node.labels, tally)
+        self._put_map(out, "node_annotations", node.annotations, tally)
 
     def _lookup(self, store: ObjectStore[C], namespace: str | None, name: str, uid: str | None,
                 tally: _Tally, source: str) -> C | None:
@@ -305,11 +357,6 @@ def _put_identity(out: dict[str, Any], kind: str, namespace: str | None, name: s
         out["container_name"] = container[0]
 
 
-def _put_map(out: dict[str, Any], key: str, values: Mapping[str, str]) -> None:
-    if values:
-        out[key] = dict(values)
-
-
 def _put_owner(out: dict[str, Any], top: OwnerRef) -> None:
     out["owner_kind"] = top.kind
     out["owner_name"] = top.name
@@ -321,10 +368,3 @@ def _put_chain(out: dict[str, Any], chain: OwnerChain) -> None:
     out["owners"] = [{"kind": o.kind, "name": o.name, "uid": o.uid} for o in chain.links]
     if chain.top is not None:
         _put_owner(out, chain.top)
-
-
-def _put_node(out: dict[str, Any], node: NodeInfo) -> None:
-    ip = node.addresses.get("InternalIP")
-    if ip:
-        out["node_ip"] = ip
-    _put_map(out, "node_labels", node.labels)

@@ -74,6 +74,7 @@ class NodeInfo(msgspec.Struct, frozen=True, gc=False):
     labels: Mapping[str, str] = _EMPTY
     addresses: Mapping[str, str] = _EMPTY
     """First address of each type: InternalIP, ExternalIP, Hostname, ..."""
+    annotations: Mapping[str, str] = _EMPTY
     rv: int = 0
 
     @property
@@ -215,6 +216,7 @@ class Decoders:
                 addresses[_intern(kind)] = address
         return NodeInfo(uid=uid, name=_intern(meta.get("name", "")),
                         labels=self.labels.apply(meta.get("labels"), intern_values=True),
+                        annotations=self.annotations.apply(meta.get("annotations"), intern_values=False),
                         addresses=addresses, rv=_rv(meta))
 
     def namespace(self, raw: dict[str, Any]) -> NamespaceInfo | None:

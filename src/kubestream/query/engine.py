@@ -74,9 +74,11 @@ def connect() -> duckdb.DuckDBPyConnection:
 class Archive:
     """The ``events``/``logs`` tables of one archive and window in a DuckDB connection."""
 
-    def __init__(self, location: ArchiveLocation, window: TimeWindow) -> None:
+    def __init__(self, location: ArchiveLocation, window: TimeWindow, cluster: str | None = None) -> None:
         self.location = location
         self.window = window
+        self.cluster = cluster
+        """Only this cluster's records (``--cluster``): its partitions listed, its rows kept."""
         self.con = connect()
         self.loaded = LoadResult()
 
@@ -95,9 +97,10 @@ class Archive:
         try:
             for view in views:
                 stats = self.loaded.stats[view] = ScanStats(view)
-                partitions = await list_window(reader, self.location.prefix, view, self.window, stats)
+                partitions = await list_window(reader, self.location.prefix, view, self.window, stats, self.cluster)
                 appender = _Appender(self.con, view)
-                await PartitionReader(reader, view, self.window, stats, appender.add).read_all(partitions)
+                await PartitionReader(reader, view, self.window, stats, appender.add,
+                                      self.cluster).read_all(partitions)
                 appender.flush()
         finally:
             await reader.close()
@@ -153,10 +156,12 @@ class _Appender:
             self._con.unregister("_kubestream_batch")
 
 
-def run_query(location: ArchiveLocation, window: TimeWindow, sql: str) -> tuple[Archive, duckdb.DuckDBPyConnection]:
-    """Load what ``sql`` needs of the archive and run it (the cursor holds the result)."""
+def run_query(location: ArchiveLocation, window: TimeWindow, sql: str,
+              cluster: str | None = None) -> tuple[Archive, duckdb.DuckDBPyConnection]:
+    """Load what ``sql`` needs of the archive (of ``cluster`` only, if given) and run it (the
+    cursor holds the result)."""
     views = referenced_views(sql)
-    archive = Archive(location, window)
+    archive = Archive(location, window, cluster)
     archive.load(views)
     return archive, archive.execute(sql, views)
 

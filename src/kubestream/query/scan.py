@@ -41,6 +41,8 @@ LIST_CONCURRENCY = 8
 READ_CONCURRENCY = 16
 PARTITION_CONCURRENCY = 3
 _COMPRESSIONS: dict[str, Compressor] = {"gz": GzipCompression(), "zst": ZstdCompression()}
+CLUSTER_LEVEL = "cluster="
+"""The optional partition level of an archive several clusters share (``<stream>/cluster=<name>/dt=…``)."""
 
 
 @dataclass
@@ -66,8 +68,17 @@ def stream_prefix(prefix: str, view: str) -> str:
     return "/".join(p for p in (prefix.strip("/"), view) if p) + "/"
 
 
-def hour_prefix(prefix: str, view: str, hour: datetime) -> str:
-    return f"{stream_prefix(prefix, view)}dt={hour:%Y-%m-%d}/hour={hour:%H}/"
+def hour_prefix(prefix: str, view: str, hour: datetime, cluster: str | None = None) -> str:
+    level = f"{CLUSTER_LEVEL}{cluster}/" if cluster is not None else ""
+    return f"{stream_prefix(prefix, view)}{level}dt={hour:%Y-%m-%d}/hour={hour:%H}/"
+
+
+def _of_cluster(key: str, cluster: str | None) -> bool:
+    """Whether ``key`` may hold records of ``cluster``: its ``cluster=`` level, if any, names it."""
+    if cluster is None:
+        return True
+    levels = [p for p in key.split("/")[:-1] if p.startswith(CLUSTER_LEVEL)]
+    return all(level == f"{CLUSTER_LEVEL}{cluster}" for level in levels)
 
 
 async def _list(reader: ArchiveReader, prefix: str) -> list[str]:
@@ -82,12 +93,16 @@ def _one_line(text: str) -> str:
 
 
 async def list_window(reader: ArchiveReader, prefix: str, view: str, window: TimeWindow,
-                      stats: ScanStats) -> dict[str, list[str]]:
-    """Every key listed for ``view`` in ``window``, by partition folder; partitions pruned first."""
+                      stats: ScanStats, cluster: str | None = None) -> dict[str, list[str]]:
+    """Every key listed for ``view`` in ``window``, by partition folder; partitions pruned first.
+
+    With ``cluster``, only its ``cluster=<name>`` partitions and those of archives without that
+    level are listed (an archive shared by clusters keeps each one's batches apart)."""
     if window.since is None:
         prefixes = [stream_prefix(prefix, view)]
     else:
-        prefixes = [hour_prefix(prefix, view, hour) for hour in window.hours()]
+        layouts = [None] if cluster is None else [None, cluster]
+        prefixes = [hour_prefix(prefix, view, hour, level) for hour in window.hours() for level in layouts]
     gate = asyncio.Semaphore(LIST_CONCURRENCY)
 
     async def one(folder: str) -> list[str]:
@@ -99,7 +114,8 @@ async def list_window(reader: ArchiveReader, prefix: str, view: str, window: Tim
     partitions: dict[str, list[str]] = {}
     for key in (key for listing in listings for key in listing):
         stats.objects_listed += 1
-        partitions.setdefault(partition_folder(key), []).append(key)
+        if _of_cluster(key, cluster):
+            partitions.setdefault(partition_folder(key), []).append(key)
     return {folder: sorted(keys) for folder, keys in sorted(partitions.items())
             if _partition_in_window(folder, window)}
 
@@ -172,14 +188,18 @@ def decode_object(key: str, data: bytes, view: str) -> pa.Table:
     return events_table(records) if view == "events" else logs_table(records)  # type: ignore[arg-type]
 
 
-def in_window(table: pa.Table, window: TimeWindow) -> pa.Table:
-    """The rows of ``table`` whose ``time`` is in ``window`` (rows without a time only in an open one)."""
-    if window.since is None and window.until is None:
-        return table
+def in_window(table: pa.Table, window: TimeWindow, cluster: str | None = None) -> pa.Table:
+    """The rows of ``table`` whose ``time`` is in ``window`` (rows without a time only in an open
+    one) and, with ``cluster``, whose ``cluster`` is that one."""
     mask = None
+    if cluster is not None:
+        mask = pc.equal(table.column("cluster"), pa.scalar(cluster, table.schema.field("cluster").type))
+    if window.since is None and window.until is None:
+        return table if mask is None else table.filter(pc.fill_null(mask, False))
     times = table.column("time")
     if window.since is not None:
-        mask = pc.greater_equal(times, pa.scalar(window.since, times.type))
+        after = pc.greater_equal(times, pa.scalar(window.since, times.type))
+        mask = after if mask is None else pc.and_(mask, after)
     if window.until is not None:
         before = pc.less(times, pa.scalar(window.until, times.type))
         mask = before if mask is None else pc.and_(mask, before)
@@ -198,8 +218,9 @@ class PartitionReader:
     """Reads partitions for one view: fetch, decode, window filter, hand the rows to ``emit``."""
 
     def __init__(self, reader: ArchiveReader, view: str, window: TimeWindow, stats: ScanStats,
-                 emit: Callable[[pa.Table], None]) -> None:
+                 emit: Callable[[pa.Table], None], cluster: str | None = None) -> None:
         self._reader, self._view, self._window, self._stats, self._emit = reader, view, window, stats, emit
+        self._cluster = cluster
         self._gate = asyncio.Semaphore(READ_CONCURRENCY)
         # A partition's tables are held until it is complete: bound how many are in flight.
         self._partitions = asyncio.Semaphore(PARTITION_CONCURRENCY)
@@ -231,7 +252,7 @@ class PartitionReader:
             for table in tables:
                 if table is None:
                     continue
-                rows = in_window(table, self._window)
+                rows = in_window(table, self._window, self._cluster)
                 self._stats.rows += rows.num_rows
                 if rows.num_rows:
                     self._emit(rows)

@@ -25,7 +25,8 @@ KINDS: Final = {
     "rs": "ReplicaSet", "replicaset": "ReplicaSet", "replicasets": "ReplicaSet",
     "ns": "Namespace", "namespace": "Namespace", "namespaces": "Namespace",
 }
-COLUMNS: Final = ("time", "source", "severity", "namespace", "object", "container", "reason", "message", "pod_uid")
+COLUMNS: Final = ("time", "source", "severity", "namespace", "object", "container", "reason", "message", "pod_uid",
+                  "cluster")
 
 
 @dataclass(frozen=True)
@@ -103,10 +104,10 @@ rows AS (
   SELECT time, 'event' AS source, type AS severity, namespace,
          CASE WHEN pod_uid IS NOT NULL THEN {pod_object}
               ELSE lower(coalesce(involved_kind, '?')) || '/' || coalesce(involved_name, '?') END AS object,
-         container, reason, message, pod_uid, 0 AS source_order, resource_version AS seq
+         container, reason, message, pod_uid, cluster, 0 AS source_order, resource_version AS seq
   FROM events WHERE {event_filter}
   UNION ALL
-  SELECT time, 'log', stream, namespace, {pod_object}, container, NULL, message, pod_uid, 1, file_offset
+  SELECT time, 'log', stream, namespace, {pod_object}, container, NULL, message, pod_uid, cluster, 1, file_offset
   FROM logs WHERE {log_filter}
 )
 SELECT {", ".join(COLUMNS)} FROM rows

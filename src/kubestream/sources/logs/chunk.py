@@ -16,11 +16,10 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-import orjson
+from typing import TYPE_CHECKING
 
 from kubestream.config.settings import LogsSettings, Settings
+from kubestream.enrich.block import ContainerMeta, encode_meta
 from kubestream.obs.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -46,29 +45,6 @@ def detect_format(head: bytes) -> LogFormat | None:
     from kubestream.sources.logs.detect import detect_format as _detect
 
     return _detect(head)
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerMeta:
-    """The metadata of one container (per pod uid + container name), spliced into every record.
-
-    ``encoded`` is the JSON tail of a record, built once by ``encode_meta``:
-    ``b',"kubernetes":{...}}\\n'`` (the record's closing brace and newline included, so the
-    encoder splices it as a single fragment).
-    """
-
-    kubernetes: dict[str, Any]
-    encoded: bytes
-
-    @classmethod
-    def build(cls, kubernetes: dict[str, Any]) -> ContainerMeta:
-        """The metadata with its precomputed fragment."""
-        return cls(kubernetes=kubernetes, encoded=encode_meta(kubernetes))
-
-
-def encode_meta(kubernetes: dict[str, Any]) -> bytes:
-    """The record tail for a ``kubernetes`` block: ``b',"kubernetes":{...}}\\n'``."""
-    return b',"kubernetes":' + orjson.dumps(kubernetes, option=orjson.OPT_NON_STR_KEYS) + b"}\n"
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 from kubestream.config.settings import LogsSettings
 from kubestream.obs.metrics import Metrics
 from kubestream.sources.logs.chunk import FileParser, LogFormat, detect_format
+from kubestream.sources.logs.container_rules import ContainerInfo, MetadataCache
 from kubestream.sources.logs.discovery import (
     TEMP_SUFFIX,
     DirCache,
@@ -53,7 +54,6 @@ from kubestream.sources.logs.guard import (
     locate,
     open_located,
 )
-from kubestream.sources.logs.metadata import ContainerInfo, MetadataCache
 from kubestream.sources.logs.paths import LogPath, parse_log_path
 from kubestream.sources.logs.selection import Selection
 from kubestream.sources.logs.tailer import FileHandle, Tailer
@@ -220,7 +220,7 @@ class FileTable:
             if fingerprint in self._tailers or fingerprint in self._finished:
                 return fingerprint
             info = self._meta.get(lp)
-            reason = self._selection.pod_excluded(lp.container, info.facts)
+            reason = self._selection.pod_excluded(lp.container, info.extra.facts)
             if reason is not None:
                 self._skipped[key] = reason
                 log.info("logs: not reading %s (%s)", lp.path, reason)
@@ -252,7 +252,7 @@ class FileTable:
 
     def _start(self, lp: LogPath, handle: FileHandle, fingerprint: str, offset: int, fmt: LogFormat) -> None:
         info = self._meta.acquire(lp)
-        parser = FileParser(fmt, self._settings, multiline=info.multiline, metrics=self._metrics,
+        parser = FileParser(fmt, self._settings, multiline=info.extra.multiline, metrics=self._metrics,
                             last_timestamp=self._saved_timestamps.get(fingerprint) if offset else None)
         now = self._clock()
         tailer = Tailer(fingerprint=fingerprint, handle=handle, parser=parser, info=info,

@@ -31,13 +31,14 @@ from collections import deque
 from pathlib import Path
 
 from kubestream.config.settings import Settings
+from kubestream.enrich.containers import PodEnricher
 from kubestream.model import Record, RecordSink
 from kubestream.obs.metrics import Metrics
 from kubestream.sources.logs import checkpoint
 from kubestream.sources.logs.chunk import LOG_CHUNK_KEY, LogChunk, ParsedBlock
+from kubestream.sources.logs.container_rules import MetadataCache
 from kubestream.sources.logs.discovery import DirKind, DirWatcher
 from kubestream.sources.logs.files import FileTable
-from kubestream.sources.logs.metadata import MetadataCache, PodEnricher
 from kubestream.sources.logs.selection import Selection
 from kubestream.sources.logs.tailer import Tailer
 from kubestream.state.store import StateStore

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from kubestream.sources.logs.chunk import FileParser, ParsedBlock
-from kubestream.sources.logs.metadata import ContainerInfo
+from kubestream.sources.logs.container_rules import ContainerInfo
 from kubestream.sources.logs.paths import LogPath
 
 
