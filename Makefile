@@ -13,6 +13,10 @@ S3_REQS  := tests/sinks/s3-tools-requirements.txt
 TOOLS_DIR        := .tools
 AZURITE_VERSION  := 3.35.0
 AZURITE_STAMP    := $(TOOLS_DIR)/.azurite-$(AZURITE_VERSION)
+# `make demo` on a fresh clone: only the runtime and the simulator (the `sim` extra), not the
+# lint/type/test tools of `.[dev]`; a full .venv made by `make setup` is used when it exists.
+DEMO_VENV  := .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed
 
 .PHONY: setup browser demo test lint typecheck unit bench bench-tools soak sim clean
 
@@ -44,8 +48,17 @@ $(AZURITE_STAMP):
 	touch $(AZURITE_STAMP)
 
 ## The main job against the embedded simulated cluster.
-demo: $(STAMP)
-	$(BIN)/kubestream demo
+demo:
+	@if [ -f $(STAMP) ]; then $(BIN)/kubestream demo; \
+	else $(MAKE) --no-print-directory -s $(DEMO_STAMP) && $(DEMO_VENV)/bin/kubestream demo; fi
+
+$(DEMO_STAMP): pyproject.toml
+	@echo "installing the demo's runtime (kubestream and its simulator, no dev tools) into $(DEMO_VENV) ..."
+	$(PYTHON) -m venv $(DEMO_VENV)
+	echo '*' > $(DEMO_VENV)/.gitignore
+	$(DEMO_VENV)/bin/pip install --quiet --upgrade pip
+	$(DEMO_VENV)/bin/pip install --quiet -e '.[sim]'
+	touch $(DEMO_STAMP)
 
 ## Lint, types, layering contracts, then the whole suite.
 test: setup lint typecheck unit
@@ -79,4 +92,4 @@ sim: $(STAMP)
 	$(BIN)/kubestream sim
 
 clean:
-	rm -rf $(VENV) $(S3_VENV) $(TOOLS_DIR) build dist src/*.egg-info kubestream-demo
+	rm -rf $(VENV) $(S3_VENV) $(DEMO_VENV) $(TOOLS_DIR) build dist src/*.egg-info kubestream-demo

@@ -121,6 +121,13 @@ def _scrape(port: int, names: tuple[str, ...]) -> dict[str, float]:
     return out
 
 
+_RELIST_METRICS = ("kubestream_relists_total",)
+
+
+def _total(metrics: dict[str, float]) -> float:
+    return sum(metrics.values())
+
+
 def _free_port() -> int:
     import socket
 
@@ -164,12 +171,17 @@ def soak_agent(minutes: float, pods: int, *, warmup_s: float | None = None, ttl_
                 time.sleep(0.2)
             started = time.monotonic()
             samples: list[tuple[float, int]] = []
+            relists: list[tuple[int, float]] = []
             while (elapsed := time.monotonic() - started) < duration:
                 if proc.poll() is not None:
                     raise SystemExit(f"agent died: {(tmp / 'agent.log').read_text()[-2000:]}")
                 samples.append((elapsed, _rss_kib(proc.pid)))
+                if len(samples) % int(60 / SAMPLE_EVERY_S) == 1:
+                    # Relists per minute beside the RSS: a step in RSS that follows a relist is the
+                    # allocator's high-water mark of the re-read objects, not a leak.
+                    relists.append((round(elapsed), _total(_scrape(port, _RELIST_METRICS))))
                 time.sleep(SAMPLE_EVERY_S)
-            cached = _scrape(port, ("kubestream_cached_objects", "kubestream_records_out_total"))
+            cached = _scrape(port, ("kubestream_cached_objects", "kubestream_records_out_total", *_RELIST_METRICS))
         finally:
             proc.terminate()
             proc.wait(60)
@@ -180,6 +192,7 @@ def soak_agent(minutes: float, pods: int, *, warmup_s: float | None = None, ttl_
         "rss_warmup_kib": at_warmup, "rss_end_kib": samples[-1][1], "rss_max_after_warmup_kib": max(after or [0]),
         "growth_after_warmup": (max(after or [at_warmup]) - at_warmup) / at_warmup,
         "timeline_kib": [(round(t), rss) for t, rss in samples[:: max(1, int(60 / SAMPLE_EVERY_S))]],
+        "relists_timeline": relists,
         "metrics": cached,
     }
 
@@ -312,8 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     r = soak_agent(args.minutes, args.pods, ttl_s=args.ttl, delete_delay_s=args.delete_delay, churn=args.churn)
     print(f"soak: {args.pods:,} pods with churn, {EVENTS_PER_S:.0f} events/s, {args.minutes:g} min "
           f"(warm-up {r['warmup_s']:.0f} s)")
+    relists = dict(r["relists_timeline"])
     for t, rss in r["timeline_kib"]:
-        print(f"  t={t:5d}s  RSS {rss / 1024:7.1f} MiB")
+        count = relists.get(t)
+        print(f"  t={t:5d}s  RSS {rss / 1024:7.1f} MiB" + (f"  relists so far {count:.0f}" if count is not None else ""))
     print(f"RSS: start {r['rss_start_kib'] / 1024:.1f} MiB, after warm-up {r['rss_warmup_kib'] / 1024:.1f} MiB, "
           f"max after warm-up {r['rss_max_after_warmup_kib'] / 1024:.1f} MiB, end {r['rss_end_kib'] / 1024:.1f} MiB; "
           f"growth after warm-up {r['growth_after_warmup'] * 100:+.1f} % (flat: within {FLAT_TOLERANCE * 100:.0f} %): "

@@ -13,8 +13,11 @@ from kubestream.agent.takeover import RebuildResult, rebuild_from_archive
 from kubestream.archive.compact import compact_archive
 from kubestream.archive.store import open_archive
 from kubestream.config.settings import Settings
+from kubestream.model import Record
+from kubestream.pipeline.batcher import Pipeline
 from kubestream.pipeline.encode import make_encoder
 from kubestream.pipeline.naming import batch_key
+from kubestream.pipeline.spool import Spool
 from kubestream.sinks.file import FileSink
 from kubestream.sources.event_state import EventState, Watermark
 from kubestream.state.store import StateStore
@@ -80,3 +83,49 @@ async def test_a_takeover_after_compaction_rebuilds_the_same_counts(tmp_path: Pa
     assert (after.records, after.events) == (before.records, before.events)
     if stop_after is None:
         assert after.objects < before.objects
+
+
+async def _write_through_the_batcher(settings: Settings, tmp: Path, batches: list[list[dict[str, object]]]) -> None:
+    """Batches named by the agent's own batcher and stored by the file sink (the keys a takeover
+    must find are exactly the ones the pipeline writes)."""
+    state = StateStore(tmp / f"writer-{settings.cluster.name}.db")
+    sink = FileSink(settings.sink.file)
+    try:
+        spool = Spool(tmp / f"spool-{settings.cluster.name}", state, max_bytes=1 << 24)
+        pipeline = Pipeline("events", settings, state, spool)
+        position = 0
+        for batch in batches:
+            for record in batch:
+                position += 1
+                await pipeline.put(Record(data=record, sort_key=record["timestamp"], position=position))
+            await pipeline.flush()
+        for entry in spool.pending():
+            await sink.put(entry.key, entry.path, entry.path.stat().st_size)
+    finally:
+        await sink.close()
+        state.close()
+
+
+async def test_a_takeover_with_the_cluster_level_reads_its_own_cluster(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    now = dt.datetime.now(dt.UTC)
+    base = {"sink": {"file": {"dir": str(root)}}, "state": {"dir": str(tmp_path / "s")}}
+    east = Settings.model_validate({**base, "cluster": {"name": "east", "partition": True}})
+    west = Settings.model_validate({**base, "cluster": {"name": "west", "partition": True}})
+    unlevelled = Settings.model_validate({**base, "cluster": {"name": "east"}})
+    hour = now.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
+    times = [min(hour + dt.timedelta(minutes=25 * b), now) for b in range(4)]
+    await _write_through_the_batcher(east, tmp_path, [[event_record(uid, t, count=b + 1) for uid in range(10)]
+                                                      for b, t in enumerate(times)])
+    # Another cluster in the same bucket, same stream uid, same event uids: not this one's.
+    await _write_through_the_batcher(west, tmp_path, [[event_record(uid, times[0], count=50) for uid in range(10)]])
+    assert {p.relative_to(root).parts[:2] for p in root.rglob("*.ndjson.gz")} == {
+        ("events", "cluster=east"), ("events", "cluster=west")}
+
+    result, marks = await _rebuild(east, tmp_path, "east.db")
+    assert (result.objects, result.events) == (4, 10)
+    assert {m.occurrences for m in marks.values()} == {4}
+
+    # Without the level in its settings, a replica would find nothing: the layout is shared.
+    nothing, _ = await _rebuild(unlevelled, tmp_path, "unlevelled.db")
+    assert nothing.objects == 0

@@ -111,3 +111,12 @@ def test_request_accounting_and_admin_endpoints(sim_server: SimServer) -> None:
     assert http(sim_server, "POST", "/_sim/faults", {"action": "nope"}).status == 400
     http(sim_server, "POST", "/_sim/requests/reset")
     assert log.records() == []
+
+
+def test_requests_are_recorded_with_the_authenticated_user(sim_factory) -> None:  # type: ignore[no-untyped-def]
+    server: SimServer = sim_factory(tokens={"ta": "alice", "tb": "bob"})
+    http(server, "GET", "/api/v1/pods", token="ta")
+    http(server, "GET", "/api/v1/nodes", token="tb")
+    http(server, "GET", "/api/v1/nodes", token="wrong")
+    assert [(r.user, r.resource, r.code) for r in server.requests.records()] == [
+        ("alice", "pods", 200), ("bob", "nodes", 200), ("", "nodes", 401)]

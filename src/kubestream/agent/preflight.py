@@ -7,6 +7,10 @@ construction. ``run`` calls ``preflight`` first thing and ``validate`` calls the
 function, so a configuration ``validate`` passes is not refused by ``run`` a moment later, and
 both name the problem with the same single line (a ``ConfigError``, exit 2).
 
+It also settles ``cluster.name``: unset, it becomes the cluster of the kubeconfig context in use
+(the kubeconfig is read here anyway); in a pod there is no such context and the name is
+required, so no record is ever written without one.
+
 Nothing here starts a process, opens a connection or leaves a file behind: the kubeconfig is
 read, not loaded (no exec credential plugin runs), the sink is built and closed unused, and
 directories are probed with a temporary entry that is removed at once.
@@ -26,7 +30,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from kubestream.config.loader import check_settings
-from kubestream.config.settings import KubeSettings, Settings
+from kubestream.config.settings import KubeSettings, Settings, cluster_name_problem
 from kubestream.errors import ConfigError
 from kubestream.sources.logs.selection import parse_label_selector
 
@@ -42,15 +46,23 @@ _MAX_KUBECONFIG_BYTES: Final = 16 * 1024 * 1024
 _KUBECONFIG_FILE_KEYS: Final = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
 
 
-async def preflight(settings: Settings, *, environ: Mapping[str, str] | None = None) -> list[str]:
+async def preflight(settings: Settings, *, environ: Mapping[str, str] | None = None,
+                    token_path: str = _IN_CLUSTER_TOKEN) -> list[str]:
     """Raise ``ConfigError`` (one line, naming the option) for the first problem found; return
-    the warnings (insecure but allowed choices), each one line, for the caller to show once."""
+    the warnings (insecure but allowed choices), each one line, for the caller to show once.
+
+    An unset ``cluster.name`` is filled in with the kubeconfig context's cluster (see the module
+    docstring), so what ``run`` then writes carries the name ``validate`` reported. ``token_path``:
+    the service-account token whose presence (with ``KUBERNETES_SERVICE_HOST``) means "in a pod"."""
     env = os.environ if environ is None else environ
     check_settings(settings)  # settings built in code (the demo, tests) skip the loader
     _check_components(settings, env)
     _check_log_selection(settings)
     _check_directories(settings)
-    warnings = _check_kubeconfig(settings.kube, env)
+    context = _check_kubeconfig(settings.kube, env, token_path)
+    settings.cluster.name = _cluster_name(settings, context)
+    warnings = context.warnings if context is not None else []
+    warnings += _kubelet_warnings(settings)
     warnings += await _check_sink(settings, env)
     return warnings
 
@@ -137,11 +149,33 @@ def _nearest_existing(path: Path) -> Path:
 # --- kubeconfig -----------------------------------------------------------------------------
 
 
-def _check_kubeconfig(kube: KubeSettings, env: Mapping[str, str]) -> list[str]:
+class _Context:
+    """The kubeconfig context the client will use: its cluster's name and the warnings about it."""
+
+    def __init__(self, cluster: str, warnings: list[str]) -> None:
+        self.cluster = cluster
+        self.warnings = warnings
+
+
+def _cluster_name(settings: Settings, context: _Context | None) -> str:
+    """``cluster.name``, else the kubeconfig context's cluster; ``ConfigError`` in a pod without one."""
+    if settings.cluster.name is not None:
+        return settings.cluster.name
+    if context is None:
+        raise ConfigError("required when running in a pod (in-cluster): every record carries it as `cluster`, "
+                          "and a pod has no kubeconfig context to take it from", key="cluster.name")
+    problem = cluster_name_problem(context.cluster)
+    if problem:
+        raise ConfigError(f"the kubeconfig context's cluster cannot be used as the default: {problem}; "
+                          "set cluster.name", key="cluster.name")
+    return context.cluster
+
+
+def _check_kubeconfig(kube: KubeSettings, env: Mapping[str, str], token_path: str) -> _Context | None:
     """Read the kubeconfig the client will load and check the context it will use; warn when
-    that context turns TLS verification off."""
-    if not kube.kubeconfig and "KUBERNETES_SERVICE_HOST" in env and os.path.exists(_IN_CLUSTER_TOKEN):
-        return []  # in a pod: the service account, nothing to read beforehand
+    that context turns TLS verification off. None in a pod (the service account is used)."""
+    if not kube.kubeconfig and "KUBERNETES_SERVICE_HOST" in env and os.path.exists(token_path):
+        return None  # in a pod: the service account, nothing to read beforehand
     if kube.kubeconfig:
         spec, origin = kube.kubeconfig, ""
     elif env.get("KUBECONFIG"):
@@ -211,7 +245,7 @@ def _merge(files: list[tuple[Path, dict[str, Any]]]) -> _Merged:
     return merged
 
 
-def _check_context(merged: _Merged, kube: KubeSettings, spec: str) -> list[str]:
+def _check_context(merged: _Merged, kube: KubeSettings, spec: str) -> _Context:
     contexts = merged.sections["contexts"]
     known = ", ".join(sorted(contexts)) or "none"
     name = kube.context or merged.current_context
@@ -242,7 +276,7 @@ def _check_context(merged: _Merged, kube: KubeSettings, spec: str) -> list[str]:
     _check_referenced_files(cluster, cluster_path)
     if isinstance(user, dict):
         _check_referenced_files(user, merged.sections["users"][str(user_name)][0])
-    return _tls_warnings(cluster, cluster_name, cluster_path)
+    return _Context(cluster_name, _tls_warnings(cluster, cluster_name, cluster_path))
 
 
 def _check_referenced_files(section: dict[str, Any], kubeconfig: Path) -> None:
@@ -262,6 +296,30 @@ def _tls_warnings(cluster: dict[str, Any], name: str, path: Path) -> list[str]:
         return [f"kube: TLS verification of the Kubernetes API server is off (insecure-skip-tls-verify in "
                 f"{path}, cluster {name!r}): anyone on the network path can impersonate the server and "
                 "read the credentials; set certificate-authority(-data) instead"]
+    return []
+
+
+# --- the kubelet (logs.metadata_source: kubelet) ----------------------------------------------
+
+
+def _kubelet_warnings(settings: Settings) -> list[str]:
+    """Check the kubelet credentials files of a logs-only node agent in kubelet mode; warn about
+    the insecure choice, and about the mode being unused when events run in the same process."""
+    logs = settings.logs
+    if not logs.enabled or logs.metadata_source != "kubelet":
+        return []
+    if settings.events.enabled:
+        return ["logs: metadata_source kubelet is ignored while events are enabled in the same agent "
+                "(the events need every pod, from the API server); run the node agent with events disabled"]
+    kubelet = logs.kubelet
+    if not kubelet.token_file.is_file():
+        raise ConfigError(f"the kubelet bearer token file {kubelet.token_file} does not exist",
+                          key="logs.kubelet.token_file")
+    if kubelet.insecure_skip_tls_verify:
+        return ["logs: TLS verification of the kubelet is off (logs.kubelet.insecure_skip_tls_verify): anyone on "
+                "the network path can impersonate it and read the bearer token; set logs.kubelet.ca_file instead"]
+    if not kubelet.ca_file.is_file():
+        raise ConfigError(f"the kubelet CA file {kubelet.ca_file} does not exist", key="logs.kubelet.ca_file")
     return []
 
 

@@ -24,12 +24,16 @@ from dataclasses import dataclass
 from kubestream.archive.formats import read_records
 from kubestream.archive.store import ArchiveStore, FileArchive, read_live
 from kubestream.config.settings import Settings
+from kubestream.pipeline.naming import hour_folder, partition_cluster
 from kubestream.sinks.base import SinkReader
 from kubestream.sinks.file import FileSink
 from kubestream.sources.event_state import EventState, Watermark
 from kubestream.state.store import StateStore
 
 log = logging.getLogger("kubestream.takeover")
+
+EVENTS_STREAM = "events"
+"""The stream the events collector writes (``Pipeline("events", …)`` in agent.runner)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +45,15 @@ class RebuildResult:
 
 
 def hour_prefixes(settings: Settings, now: dt.datetime) -> list[str]:
-    """The ``<prefix>/events/dt=…/hour=…/`` folders that may hold objects of the window."""
-    start = now - dt.timedelta(seconds=settings.leader_election.rebuild_window_s)
+    """The hour folders of the events stream that may hold objects of the window: the ones this
+    agent's batcher writes into (``pipeline.naming``, with the ``cluster=`` level when
+    ``cluster.partition`` is on)."""
+    start = (now - dt.timedelta(seconds=settings.leader_election.rebuild_window_s)).astimezone(dt.UTC)
     hour = start.replace(minute=0, second=0, microsecond=0)
+    cluster = partition_cluster(settings.cluster)
     prefixes = []
     while hour <= now:
-        parts = [settings.sink.prefix.strip("/"), "events", f"dt={hour:%Y-%m-%d}", f"hour={hour:%H}"]
-        prefixes.append("/".join(p for p in parts if p) + "/")
+        prefixes.append(hour_folder(settings.sink.prefix, EVENTS_STREAM, hour, cluster))
         hour += dt.timedelta(hours=1)
     return prefixes
 

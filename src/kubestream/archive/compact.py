@@ -24,7 +24,6 @@ import asyncio
 import datetime as dt
 import logging
 import os
-import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -40,12 +39,11 @@ from kubestream.archive import catalog, schema
 from kubestream.archive.formats import ProtobufMessage, UnreadableObjectError, is_archive_object, read_table
 from kubestream.archive.store import ArchiveStore, ObjectMissingError
 from kubestream.config.settings import CompactionSettings, Settings
+from kubestream.pipeline.naming import day_of_level, hour_of_level
 
 log = logging.getLogger("kubestream.compact")
 
 MANIFEST_VERSION = 1
-_HOUR_RE = re.compile(r"^hour=(\d{2})$")
-_DT_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 _MAX_DEPTH = 6
 READ_AHEAD = 8
 """Sources fetched and decoded ahead of the writer."""
@@ -141,11 +139,10 @@ async def find_partitions(store: ArchiveStore, prefix: str, streams: Sequence[st
                 elif "=" in name:
                     await walk(sub, None, None, depth + 1)
                 continue
-            if day is not None and (hour := _HOUR_RE.match(name)):
-                when = dt.datetime.fromisoformat(f"{day}T{hour.group(1)}:00:00+00:00")
+            if day is not None and (when := hour_of_level(day, name)) is not None:
                 found.append(Partition(sub, stream, when))
-            elif day_match := _DT_RE.match(name):
-                await walk(sub, stream, day_match.group(1), depth + 1)
+            elif (folder_day := day_of_level(name)) is not None:
+                await walk(sub, stream, folder_day, depth + 1)
             elif "=" in name and name != catalog.COMPACTED_DIR:
                 await walk(sub, stream, day, depth + 1)
 

@@ -62,7 +62,7 @@ EVENTS_SCHEMA = pa.schema(
 """The schema of a compacted events file (docs/schema.md)."""
 
 LOG_SCHEMA = pa.schema([
-    ("kind", _DICT), ("timestamp", pa.timestamp("ns", "UTC")), ("stream", pa.dictionary(pa.int8(), pa.string())),
+    ("kind", _DICT), ("cluster", _DICT), ("timestamp", pa.timestamp("ns", "UTC")), ("stream", pa.dictionary(pa.int8(), pa.string())),
     ("message", pa.string()), ("message_base64", pa.string()), ("truncated", pa.bool_()),
     ("timestamp_invalid", pa.bool_()), ("file", pa.struct([("path", _DICT), ("offset", pa.int64())])),
     ("kubernetes", pa.struct([("namespace", pa.string())])),

@@ -281,6 +281,19 @@ def open_archive(settings: Settings) -> ArchiveStore:
     return ObjectArchive(sink, settings.state.dir / "compaction")
 
 
+async def list_folders_of(reader: SinkReader | ArchiveStore, prefix: str) -> list[str]:
+    """The sub-folders directly under ``prefix`` of a sink used as a reader (one delimiter
+    listing, not a walk of everything below): how readers find the ``cluster=`` levels."""
+    if isinstance(reader, FileSink):
+        return await FileArchive(reader).list_folders(prefix)
+    listing = getattr(reader, "list_folders", None)
+    if listing is not None:
+        folders: list[str] = await listing(prefix)
+        return folders
+    # An object-store sink: its store answers delimiter listings (no scratch space is used).
+    return await ObjectArchive(reader, Path()).list_folders(prefix)  # type: ignore[arg-type]
+
+
 async def read_live(reader: SinkReader | ArchiveStore, prefix: str, *, keep: Callable[[str], bool] | None = None,
                     attempts: int = 5) -> list[tuple[str, bytes]]:
     """The live objects (``catalog.live_keys``) under ``prefix`` with their bytes (those ``keep`` accepts).

@@ -1,6 +1,7 @@
-"""``kubestream demo``: the simulated cluster with a workload, the real agent against it, a file
-archive under ./kubestream-demo/, live progress, and a summary checked against the simulator's
-ledger of every event occurrence it wrote.
+"""``kubestream demo``: the simulated cluster with a workload, the real events collector and a
+node agent (one simulated node's container log files) against it, a file archive under
+./kubestream-demo/, live progress, and a summary checked against the simulator's ledgers of every
+event occurrence and every log line it wrote, with the API requests each agent made.
 """
 
 from __future__ import annotations
@@ -8,11 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import secrets
 import shlex
 import shutil
 import sys
+import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,6 +24,17 @@ import orjson
 import yaml
 
 from kubestream.agent.runner import Agent
+from kubestream.cli.demo_logs import (
+    EVENTS_USER,
+    NODE_USER,
+    busiest_pod,
+    check_logs,
+    format_requests,
+    log_keys,
+    node_agent_settings,
+    node_writer,
+    requests_by_agent,
+)
 from kubestream.config.settings import (
     BatchSettings,
     EventsSettings,
@@ -32,17 +47,32 @@ from kubestream.config.settings import (
     StateSettings,
 )
 from kubestream.obs.logging import setup_logging
-from kubestream.sim.ledger import EventLedger
+from kubestream.sim.accounting import RequestRecord
+from kubestream.sim.ledger import EventLedger, LogLedger
+from kubestream.sim.nodelogs import NodeLogWriter
 from kubestream.sim.server import SimConfig, SimServer
 from kubestream.sim.workload import Workload, WorkloadConfig
 
 _MARKER = ".kubestream-demo"
 
 
+def _positive(text: str) -> float:
+    """A rate above zero (with none written, the logs check would have nothing to check)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="kubestream demo", description=__doc__)
     p.add_argument("--duration", type=float, default=15.0, help="seconds of simulated activity (default 15)")
     p.add_argument("--rate", type=float, default=200.0, help="event occurrences per second (default 200)")
+    p.add_argument("--log-rate", type=_positive, default=100.0,
+                   help="container log lines per second on the simulated node (default 100)")
     p.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
     p.add_argument("--out", type=Path, default=Path("kubestream-demo"), help="output folder (default ./kubestream-demo)")
     p.add_argument("--catch-up", type=float, default=30.0, help="max seconds to wait for the archive to catch up")
@@ -89,48 +119,106 @@ def _archived_occurrences(root: Path) -> tuple[int, int, int]:
     return sum(int(r["event"]["count_delta"]) for r in records), len(records), files
 
 
+@dataclass
+class _Agents:
+    """What runs during the demo besides the simulator."""
+
+    events_task: asyncio.Task[int]
+    node_task: asyncio.Task[int]
+    workload: Workload
+    writer: NodeLogWriter
+
+    def failed(self) -> bool:
+        """True once an agent stopped by itself (it only should when asked)."""
+        return self.events_task.done() or self.node_task.done()
+
+
+def _write_config(path: Path, settings: Settings) -> None:
+    path.write_text(yaml.safe_dump(orjson.loads(settings.model_dump_json(exclude_defaults=True)), sort_keys=False))
+
+
 async def _run(args: argparse.Namespace, out: Path, stream: TextIO) -> int:
-    server = SimServer(SimConfig())
+    tokens = (secrets.token_hex(16), secrets.token_hex(16))
+    server = SimServer(SimConfig(tokens={tokens[0]: EVENTS_USER, tokens[1]: NODE_USER}))
     server.start()
     try:
-        kubeconfig = server.write_kubeconfig(out / "kubeconfig")
-        settings = demo_settings(out, kubeconfig)
-        (out / "kubestream.yaml").write_text(
-            yaml.safe_dump(orjson.loads(settings.model_dump_json(exclude_defaults=True)), sort_keys=False))
-        ledger = EventLedger()
-        workload = Workload(server.cluster, WorkloadConfig(seed=args.seed, events_per_s=args.rate), ledger)
-        agent = Agent(settings)
-        agent_task = asyncio.create_task(agent.run(), name="agent")
-        print(f"simulated cluster at {server.url}; agent archiving to {out / 'archive'}", file=stream)
-        workload.start()
-        started = time.monotonic()
-        archive = out / "archive"
-        while time.monotonic() - started < args.duration and not agent_task.done():
-            await asyncio.sleep(1.0)
-            got, records, files = await asyncio.to_thread(_archived_occurrences, archive)
-            print(f"  {time.monotonic() - started:5.1f}s  written {ledger.total():6d} occurrences  "
-                  f"archived {got:6d} in {records:6d} records, {files:3d} files", file=stream, flush=True)
-        await asyncio.to_thread(workload.stop)  # flushes pending series counts into the API
-        truth = ledger.total()
-        deadline = time.monotonic() + args.catch_up
-        got = 0
-        while time.monotonic() < deadline and not agent_task.done():
-            got, _, _ = await asyncio.to_thread(_archived_occurrences, archive)
-            if got >= truth:
-                break
-            await asyncio.sleep(0.5)
-        agent.request_stop()
-        exit_code = await agent_task
-        _summary(out, ledger, time.monotonic() - started, stream)
-        return exit_code
+        with tempfile.TemporaryDirectory(prefix="kubestream-demo-node-") as node_dir:
+            return await _run_agents(args, out, server, tokens, Path(node_dir), stream)
     finally:
         server.stop()
 
 
-def _summary(out: Path, ledger: EventLedger, elapsed: float, stream: TextIO) -> None:
+async def _run_agents(args: argparse.Namespace, out: Path, server: SimServer, tokens: tuple[str, str],
+                      node_dir: Path, stream: TextIO) -> int:
+    """The events collector and the node agent, each with its own token (so the simulator's request
+    log tells them apart), beside the workload and the node's log writer."""
+    events_token, node_token = tokens
+    settings = demo_settings(out, server.write_kubeconfig(out / "kubeconfig", events_token))
+    _write_config(out / "kubestream.yaml", settings)
+    workload = Workload(server.cluster, WorkloadConfig(seed=args.seed, events_per_s=args.rate), EventLedger())
+    events = Agent(settings)
+    events_task = asyncio.create_task(events.run(), name="events-collector")
+    workload.step()  # the first tick creates the nodes; the writer follows the first one
+    workload.start()
+    node = workload.node_names[0]
+    writer = node_writer(node_dir, node, server.cluster, seed=args.seed, lines_per_s=args.log_rate)
+    node_settings = node_agent_settings(out, server.write_kubeconfig(out / "node-agent.kubeconfig", node_token),
+                                        writer)
+    _write_config(out / "node-agent.yaml", node_settings)
+    node_agent = Agent(node_settings)
+    agents = _Agents(events_task, asyncio.create_task(node_agent.run(), name="node-agent"), workload, writer)
+    writer.start()
+    print(f"simulated cluster at {server.url}; events collector and node agent ({node}, log files under "
+          f"{node_dir}) archiving to {out / 'archive'}", file=stream)
+    started = time.monotonic()
+    try:
+        await _progress(args, out, agents, started, stream)
+        await _catch_up(args, out, agents)
+    finally:
+        await asyncio.to_thread(workload.stop)
+        await asyncio.to_thread(writer.stop)
+        events.request_stop()
+        node_agent.request_stop()
+        codes = [await events_task, await agents.node_task]
+    ok = _summary(out, workload.ledger, writer.ledger, server.requests.records(), time.monotonic() - started, stream)
+    return next((code for code in codes if code), 0 if ok else 1)
+
+
+def _archived_lines(root: Path) -> set[tuple[str, str, str, int]]:
+    return set(log_keys(read_archive(root)))
+
+
+async def _progress(args: argparse.Namespace, out: Path, agents: _Agents, started: float, stream: TextIO) -> None:
     archive = out / "archive"
-    records = read_archive(archive)
-    files = sorted(archive.rglob("*.ndjson*"))
+    while time.monotonic() - started < args.duration and not agents.failed():
+        await asyncio.sleep(1.0)
+        got, records, files = await asyncio.to_thread(_archived_occurrences, archive / "events")
+        lines = await asyncio.to_thread(_archived_lines, archive / "logs")
+        print(f"  {time.monotonic() - started:5.1f}s  events: written {agents.workload.ledger.total():6d}, "
+              f"archived {got:6d} in {records:5d} records, {files:3d} files   logs: written "
+              f"{len(agents.writer.ledger):6d}, archived {len(lines):6d}", file=stream, flush=True)
+
+
+async def _catch_up(args: argparse.Namespace, out: Path, agents: _Agents) -> None:
+    """Stop writing, then wait (at most ``--catch-up`` seconds) until both archives hold it all."""
+    await asyncio.to_thread(agents.workload.stop)  # flushes pending series counts into the API
+    await asyncio.to_thread(agents.writer.stop)
+    truth, lines = agents.workload.ledger.total(), agents.writer.ledger.keys()
+    archive = out / "archive"
+    deadline = time.monotonic() + args.catch_up
+    while time.monotonic() < deadline and not agents.failed():
+        got, _, _ = await asyncio.to_thread(_archived_occurrences, archive / "events")
+        if got >= truth and lines <= await asyncio.to_thread(_archived_lines, archive / "logs"):
+            return
+        await asyncio.sleep(0.5)
+
+
+def _summary(out: Path, ledger: EventLedger, log_ledger: LogLedger, requests: list[RequestRecord], elapsed: float,
+             stream: TextIO) -> bool:
+    """Print the summary; True if both archives match their ledgers."""
+    archive = out / "archive"
+    records = read_archive(archive / "events")
+    files = sorted((archive / "events").rglob("*.ndjson*"))
     got = sum(int(r["event"]["count_delta"]) for r in records)
     per_uid: Counter[str] = Counter()
     for r in records:
@@ -143,17 +231,27 @@ def _summary(out: Path, ledger: EventLedger, elapsed: float, stream: TextIO) -> 
         reasons[r["event"]["reason"]] += int(r["event"]["count_delta"])
     top = ", ".join(f"{k} {v}" for k, v in reasons.most_common(5))
     verdict = "matches the simulator's ledger exactly" if matches else "DIFFERS from the simulator's ledger"
+    logs = check_logs(read_archive(archive / "logs"), log_ledger)
+    log_files = sorted((archive / "logs").rglob("*.ndjson*"))
+    by_agent = requests_by_agent(requests)
     example = files[0].relative_to(out.parent) if files else "(none)"
     print(f"""
 kubestream demo finished in {elapsed:.1f} s
-  written:   {ledger.total()} event occurrences ({len(truth)} events) by the simulated recorders
+  events:    {ledger.total()} occurrences ({len(truth)} events) written by the simulated recorders
   archived:  {got} occurrences in {len(records)} records, {len(files)} files — {verdict}
   enriched:  {", ".join(f"{k} {v}" for k, v in enrichment.most_common())}
   top:       {top}
+  logs:      {logs.written} lines written for {logs.pods} pods of one node
+  archived:  {logs.archived} lines in {len(log_files)} files — {logs.verdict()}
+  enriched:  {", ".join(f"{k} {v}" for k, v in logs.enrichment.most_common())}
+  API requests:
+    events collector: {format_requests(by_agent.get(EVENTS_USER, {}))}
+    node agent:       {format_requests(by_agent.get(NODE_USER, {}))}
   files:     {example}
 next:
-{_next_steps(out, files)}
-  config used: {out / 'kubestream.yaml'}""", file=stream)
+{_next_steps(out, files, busiest_pod(log_ledger))}
+  config used: {out / 'kubestream.yaml'} and {out / 'node-agent.yaml'}""", file=stream)
+    return matches and logs.ok
 
 
 def _kubestream_command() -> str:
@@ -162,16 +260,22 @@ def _kubestream_command() -> str:
     return shlex.quote(str(script)) if script.exists() else f"{shlex.quote(sys.executable)} -m kubestream.cli.main"
 
 
-def _next_steps(out: Path, files: list[Path]) -> str:
+def _next_steps(out: Path, files: list[Path], pod: tuple[str, str] | None) -> str:
     """Commands to try on the demo's archive, runnable as printed (tests/query/test_query_docs.py runs them)."""
     ks, archive = _kubestream_command(), shlex.quote(str(out / "archive"))
     steps = [
         f'{ks} query --archive {archive} "select reason, sum(count_delta) occurrences from events '
         f'group by 1 order by 2 desc limit 10"',
+        f'{ks} query --archive {archive} "select namespace, pod, container, stream, count(*) lines from logs '
+        f'group by all order by lines desc limit 10"',
         f"{ks} timeline sts/db -n payments --archive {archive} --since 1h",
         f"{ks} timeline sts/db -n payments --archive {archive} --since 1h "
         f"--html {shlex.quote(str(out / 'timeline.html'))}   # then open it in a browser",
     ]
+    if pod is not None:
+        namespace, name = pod
+        steps.append(f"{ks} timeline {shlex.quote('pod/' + name)} -n {shlex.quote(namespace)} --archive {archive} "
+                     "--since 1h   # one pod's events and log lines in order")
     if files:
         steps.append(f"zcat {shlex.quote(str(files[0]))} | head -1 | python3 -m json.tool")
     steps.append(f"{ks} sim --kubeconfig-out sim.kubeconfig   # then point kubectl (KUBECONFIG=sim.kubeconfig) "

@@ -59,6 +59,7 @@ def summary(loaded: LoadedConfig) -> str:
         f"  format:   {origin}",
         f"  kube:     kubeconfig={s.kube.kubeconfig or '(in-cluster, else ~/.kube/config)'}"
         + (f" context={s.kube.context}" if s.kube.context else ""),
+        f"  cluster:  {s.cluster.name}" + (" (a cluster= level in object keys)" if s.cluster.partition else ""),
         f"  events:   {'enabled' if s.events.enabled else 'disabled'} api={s.events.api} since={s.events.since}",
         f"  batch:    max_records={s.batch.max_records} max_bytes={s.batch.max_bytes} max_age_s={s.batch.max_age_s:g}",
         f"  encoding: {encoding} + {s.encoding.compression}",

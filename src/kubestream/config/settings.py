@@ -7,10 +7,11 @@ instead of being silently ignored.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class _Section(BaseModel):
@@ -41,6 +42,42 @@ class KubeSettings(_Section):
     backoff_max_s: float = Field(30.0, gt=0)
     backoff_reset_after_s: float = Field(120.0, gt=0)
     """After this long without failure the backoff starts again from ``backoff_initial_s``."""
+
+
+_CLUSTER_NAME_MAX = 253
+_CLUSTER_NAME_UNSAFE = re.compile(r"[/\\\s\x00-\x1f\x7f]")
+
+
+def cluster_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a cluster (it is also a ``cluster=<name>`` folder of object
+    keys), or None if it can."""
+    if not name or name in (".", ".."):
+        return f"expected a name usable as one folder of an object key (got {name!r})"
+    if len(name) > _CLUSTER_NAME_MAX:
+        return f"at most {_CLUSTER_NAME_MAX} characters (got {len(name)})"
+    if _CLUSTER_NAME_UNSAFE.search(name):
+        return f"no '/', '\\', spaces or control characters: it becomes a folder of object keys (got {name!r})"
+    return None
+
+
+class ClusterSettings(_Section):
+    """Which cluster the records come from: every event and log record carries it as ``cluster``."""
+
+    name: str | None = None
+    """The cluster's name in every record's top-level ``cluster`` field. Unset: the cluster of the
+    kubeconfig context in use when running from a kubeconfig; required in a pod (in-cluster)."""
+    partition: bool = False
+    """Put a ``cluster=<name>/`` level in object keys (``<prefix>/<stream>/cluster=<name>/dt=…/hour=…/``)
+    so several clusters can share one bucket and prefix (``kubestream query --cluster`` then lists
+    only that cluster's folders)."""
+
+    @field_validator("name")
+    @classmethod
+    def _usable_name(cls, name: str | None) -> str | None:
+        problem = None if name is None else cluster_name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
 
 
 class EventsSettings(_Section):
@@ -227,10 +264,34 @@ class MultilineRule(_Section):
     """Apply to containers with these names (empty: all)."""
 
 
+class KubeletSettings(_Section):
+    """How the node agent reads its node's pods from the kubelet (``logs.metadata_source: kubelet``)."""
+
+    url: str | None = None
+    """Base URL of the kubelet API, e.g. ``https://10.0.0.7:10250``. Unset: read once from the agent's
+    Node object (``status.addresses`` InternalIP and ``status.daemonEndpoints.kubeletEndpoint.Port``)."""
+    ca_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
+    """CA bundle that signed the kubelet's serving certificate (default: the service-account CA)."""
+    token_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    """Bearer token sent to the kubelet, re-read every minute (default: the service-account token)."""
+    insecure_skip_tls_verify: bool = False
+    """Do not verify the kubelet's certificate (self-signed kubelet certificates); warned about at start."""
+    refresh_s: float = Field(10.0, gt=0)
+    """``GET /pods`` about this often (with ±20 % jitter), and at once when a log directory of an
+    unknown pod appears (at most once a second)."""
+    request_timeout_s: float = Field(10.0, gt=0)
+    """Timeout of one kubelet request."""
+
+
 class LogsSettings(_Section):
     """The pod_logs source of the node agent (DaemonSet, one per node)."""
 
     enabled: bool = False
+    metadata_source: Literal["apiserver", "kubelet"] = "apiserver"
+    """Where a logs-only node agent gets its node's pods: a pod list/watch on the API server, or the
+    kubelet's ``/pods`` (no pod watch on the API server). Namespaces, nodes, owners and services
+    always come from the API server."""
+    kubelet: KubeletSettings = Field(default_factory=KubeletSettings)
     node_name: str | None = None
     """Node whose pods are read; default: the NODE_NAME environment variable."""
     pods_dir: Path = Path("/var/log/pods")
@@ -321,6 +382,7 @@ class CompactionSettings(_Section):
 class Settings(_Section):
     """The root of the configuration tree."""
 
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     kube: KubeSettings = Field(default_factory=KubeSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     logs: LogsSettings = Field(default_factory=LogsSettings)

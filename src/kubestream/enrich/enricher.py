@@ -14,6 +14,10 @@ Events and logs get the same block from here (logs through ``enrich.containers``
 once per container). Label/annotation values are cut to ``enrich.value_max_bytes`` when a block
 is built; the cut ones are listed in ``truncated_values``.
 
+A logs-only node agent with ``logs.metadata_source: kubelet`` has no pod reflector: its pod store
+is fed from its kubelet's ``/pods`` (enrich/kubelet_pods.py), and a lookup of an unknown UID asks
+for a refresh; every other cache stays on the API server.
+
 Misses are counted in ``kubestream_enrichment_misses_total{source,kind}`` here, with the
 ``source`` the caller passes (defaults: "events" for ``for_object``, "logs" for ``for_pod``), and
 only for the looked-up object itself (not for its namespace or node), matching the metric's help
@@ -30,9 +34,11 @@ from typing import Any, Generic, TypeVar
 
 from kubestream.config.settings import Settings
 from kubestream.enrich.fieldpath import container_from_field_path
+from kubestream.enrich.kubelet_pods import KubeletPods, PodLister
 from kubestream.enrich.owners import NOT_CACHED, NotCached, OwnerChain, walk
 from kubestream.enrich.valuecap import ValueCap
 from kubestream.kube.client import KubeClient
+from kubestream.kube.kubelet_client import KubeletClient, resolve_kubelet_url
 from kubestream.kube.objects import (
     WORKLOAD_KINDS,
     ContainerKind,
@@ -54,6 +60,9 @@ C = TypeVar("C", bound=Cacheable)
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 """On a static pod's mirror pod: the static pod's hash uid (its log directory's and events' uid)."""
+
+SETTLE_S = 3.0
+"""Kubelet mode: the longest a new pod's first log lines wait for the /pods read they trigger."""
 
 PODS = ResourceRef("", "v1", "pods")
 NODES = ResourceRef("", "v1", "nodes")
@@ -114,6 +123,8 @@ class Enricher:
         self.namespaces: ObjectStore[NamespaceInfo] | None = None
         self.services: ObjectStore[ServiceInfo] | None = None
         self.workloads: dict[str, ObjectStore[WorkloadInfo]] = {}
+        self.kubelet: KubeletPods | None = None
+        """The pod source in kubelet mode (``logs.metadata_source: kubelet``): no pod reflector then."""
         if self._enrich.enabled:
             self._build_caches()
 
@@ -124,7 +135,10 @@ class Enricher:
         d = self._decoders
         # A node agent only ever enriches its own node's pods (and its own node).
         own_node = f"spec.nodeName={self.node_name}" if self.node_name else None
-        self.pods = self._cache("Pod", PODS, d.pod, field_selector=own_node)
+        if self.node_name and self._settings.logs.metadata_source == "kubelet":
+            self.pods = self._kubelet_pods()
+        else:
+            self.pods = self._cache("Pod", PODS, d.pod, field_selector=own_node)
         if e.owners:
             for kind, ref in CHAIN_KINDS.items():
                 self.workloads[kind] = self._cache(kind, ref, d.workload(kind))
@@ -145,6 +159,22 @@ class Enricher:
             field_selector=field_selector, name=ref.plural, metrics=self._metrics))
         return store
 
+    def _kubelet_pods(self) -> ObjectStore[PodInfo]:
+        """The pod store fed from the kubelet's /pods; only a node agent (with a node name) gets here."""
+        store: ObjectStore[PodInfo] = ObjectStore("Pod", delete_delay_s=self._enrich.delete_delay_s,
+                                                  metrics=self._metrics)
+        kubelet = self._settings.logs.kubelet
+        node = self.node_name
+        assert node is not None
+
+        async def connect() -> PodLister:
+            url = kubelet.url or await resolve_kubelet_url(self._client, node)
+            return KubeletClient(kubelet, url)
+
+        self.kubelet = KubeletPods(connect, store, self._decoders.pod, kubelet, self._settings.kube,
+                                   metrics=self._metrics)
+        return store
+
     @property
     def reflectors(self) -> list[Reflector[Any]]:
         """The running reflectors (one per cached kind)."""
@@ -152,17 +182,23 @@ class Enricher:
 
     async def run(self) -> None:
         """Run every cache's reflector until cancelled; ``synced`` is set when all have listed."""
-        if not self._reflectors:
+        if not self._reflectors and self.kubelet is None:
             self.synced.set()
             await asyncio.Event().wait()  # nothing to watch: just live until cancelled
         async with asyncio.TaskGroup() as group:
             for reflector in self._reflectors:
                 group.create_task(reflector.run(), name=f"reflector-{reflector.name}")
+            if self.kubelet is not None:
+                group.create_task(self.kubelet.run(), name="kubelet-pods")
             group.create_task(self._mark_synced())
 
     async def _mark_synced(self) -> None:
-        await asyncio.gather(*(r.synced.wait() for r in self._reflectors))
-        log.info("enrichment caches synced: %s", ", ".join(r.name for r in self._reflectors))
+        waits = [r.synced.wait() for r in self._reflectors]
+        if self.kubelet is not None:
+            waits.append(self.kubelet.synced.wait())
+        await asyncio.gather(*waits)
+        names = [r.name for r in self._reflectors] + (["pods (kubelet)"] if self.kubelet is not None else [])
+        log.info("enrichment caches synced: %s", ", ".join(names))
         self.synced.set()
 
     # -- lookups -------------------------------------------------------------------------------
@@ -303,6 +339,12 @@ class Enricher:
         names = sorted(s.name for s in self.services.by_index("namespace", pod.namespace) if s.selects(pod.labels))
         out["services"] = names
 
+    async def settle_pod(self, uid: str) -> None:
+        """Kubelet mode: a log directory of an unknown pod UID waits (at most ``SETTLE_S``) for the
+        refresh it triggers, so its first lines carry the pod's metadata. No-op otherwise."""
+        if self.kubelet is not None and uid:
+            await self.kubelet.settle(uid, SETTLE_S)
+
     def find_pod(self, namespace: str | None, name: str, uid: str | None) -> PodInfo | None:
         """The cached pod by uid (or by name when there is none), or the mirror pod of the static
         pod whose (hash) uid that is; None when not cached."""
@@ -311,7 +353,10 @@ class Enricher:
         if not uid:
             return self.pods.get_by_name(namespace, name)
         pod = self.pods.get(uid)
-        if pod is None:
+        if pod is None and self.kubelet is not None:
+            # Kubelet mode: a new pod's log directory can appear before the next poll.
+            self.kubelet.want(uid)
+        elif pod is None:
             mirror = self.pods.get_by_name(namespace, name)
             if mirror is not None and mirror.annotations.get(MIRROR_ANNOTATION) == uid:
                 return mirror

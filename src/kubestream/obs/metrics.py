@@ -83,6 +83,10 @@ class Metrics:
             "kubestream_resource_version_resets_total",
             "Watches that found the server's resourceVersion behind their own (an etcd restore) and relisted.",
             ["resource"], registry=r)
+        self.kubelet_errors = Counter(
+            "kubestream_kubelet_errors_total",
+            "Failed reads of the kubelet's /pods by the node agent (logs.metadata_source kubelet), by reason.",
+            ["reason"], registry=r)
         self.leader = Gauge(
             "kubestream_leader", "1 while this replica holds the events collector lease.", registry=r)
         self.build_info = Gauge(

@@ -28,7 +28,13 @@ from kubestream.model import Batch, CheckpointUpdate, Record
 from kubestream.obs.metrics import Metrics
 from kubestream.pipeline.encode import Encoder, make_encoder
 from kubestream.pipeline.encode.ndjson import dumps_line
-from kubestream.pipeline.naming import batch_key, batch_time, dead_letter_key, sort_key_time
+from kubestream.pipeline.naming import (
+    batch_key,
+    batch_time,
+    dead_letter_key,
+    partition_cluster,
+    sort_key_time,
+)
 from kubestream.pipeline.spool import Spool
 from kubestream.state.store import StateStore
 from kubestream.util.backoff import Backoff
@@ -62,13 +68,15 @@ class Pipeline:
         self.stream = stream
         self._batch_settings = settings.batch
         self._sink_settings = settings.sink
+        self._key_cluster = partition_cluster(settings.cluster)
         self._state = state
         self._spool = spool
         self._metrics = metrics
         self._clock = clock
-        self._encoder = encoder or make_encoder(settings.encoding)
+        self._encoder = encoder or make_encoder(settings.encoding, cluster=settings.cluster.name)
         # The safe format for poison batches: NDJSON with the configured compression.
-        self._fallback_encoder = fallback_encoder or make_encoder(settings.encoding.model_copy(update={"format": "ndjson"}))
+        self._fallback_encoder = fallback_encoder or make_encoder(
+            settings.encoding.model_copy(update={"format": "ndjson"}), cluster=settings.cluster.name)
         self._open = Batch(stream=stream)
         self._generation = 0  # bumps on every close, so the timer can tell batches apart
         self._first_record = asyncio.Event()
@@ -175,7 +183,8 @@ class Pipeline:
         def key_for(extension: str) -> str:
             return batch_key(prefix=self._sink_settings.prefix, stream=self.stream,
                              stream_uid=self._sink_settings.stream_uid, timestamp=timestamp,
-                             first_position=min(positions), last_position=max(positions), extension=extension)
+                             first_position=min(positions), last_position=max(positions), extension=extension,
+                             cluster=self._key_cluster)
 
         # Checkpoints in arrival order: a later position must win over an earlier one.
         updates: list[CheckpointUpdate] = [r.checkpoint for r in batch.records if r.checkpoint is not None]

@@ -1,7 +1,10 @@
 """Listing the partitions of a window and turning their objects into flat Arrow tables.
 
-Only the ``dt=/hour=`` prefixes of the window are listed (``TimeWindow.hours``); an open window
-lists the stream's folder once and drops partitions outside it before reading anything. Each
+Only the ``dt=/hour=`` prefixes of the window are listed (``TimeWindow.hours``), in every layout
+the archive has: without ``--cluster`` the stream's ``cluster=<name>`` folders are found by one
+delimiter listing of the stream's folder, and each one's hours are listed too; an open window
+lists the stream's folder once and drops partitions outside it before reading anything. The key
+layout is ``pipeline.naming``'s. Each
 partition's listing goes through ``archive.catalog.live_keys``, which knows compaction: compacted
 files replace the sources they cover, manifests and markers are not data.
 
@@ -18,7 +21,6 @@ import posixpath
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,10 +28,12 @@ import pyarrow.parquet as pq
 from google.protobuf.message import DecodeError
 
 from kubestream.archive.catalog import live_keys
+from kubestream.archive.store import list_folders_of
 from kubestream.errors import SinkError
 from kubestream.pipeline.encode.compress import Compressor, GzipCompression, NoCompression, ZstdCompression
 from kubestream.pipeline.encode.ndjson import NdjsonFormat
 from kubestream.pipeline.encode.protobuf import K8streamProtobufFormat, KubestreamProtobufFormat, unframe
+from kubestream.pipeline.naming import HOUR_LEVEL, cluster_of_level, hour_folder, parse_key, stream_folder
 from kubestream.pipeline.proto import kubestream_pb2
 from kubestream.query.location import ArchiveReader, ArchiveUnreachable
 from kubestream.query.shape import events_table, flatten_parquet, l9event_record, logs_table
@@ -41,8 +45,6 @@ LIST_CONCURRENCY = 8
 READ_CONCURRENCY = 16
 PARTITION_CONCURRENCY = 3
 _COMPRESSIONS: dict[str, Compressor] = {"gz": GzipCompression(), "zst": ZstdCompression()}
-CLUSTER_LEVEL = "cluster="
-"""The optional partition level of an archive several clusters share (``<stream>/cluster=<name>/dt=…``)."""
 
 
 @dataclass
@@ -56,29 +58,29 @@ class ScanStats:
     bytes_read: int = 0
     rows: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    clusters: list[str] | None = None
+    """The ``cluster=`` folders found by a one-level listing of the stream's folder (None: not listed)."""
 
     def describe(self) -> str:
         skipped = ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items()))
+        found = "" if self.clusters is None else \
+            f"; cluster= folders (1 folder listing): {', '.join(self.clusters) or 'none'}"
         return (f"{self.view}: {self.prefixes_listed} prefixes listed, {self.objects_listed} objects listed, "
                 f"{self.objects_read} read ({self.bytes_read / 1e6:.2f} MB), {self.rows} rows in the window"
-                + (f"; skipped {skipped}" if skipped else ""))
+                + (f"; skipped {skipped}" if skipped else "") + found)
 
 
 def stream_prefix(prefix: str, view: str) -> str:
-    return "/".join(p for p in (prefix.strip("/"), view) if p) + "/"
-
-
-def hour_prefix(prefix: str, view: str, hour: datetime, cluster: str | None = None) -> str:
-    level = f"{CLUSTER_LEVEL}{cluster}/" if cluster is not None else ""
-    return f"{stream_prefix(prefix, view)}{level}dt={hour:%Y-%m-%d}/hour={hour:%H}/"
+    """``<prefix>/<view>/``: the folder of one stream."""
+    return stream_folder(prefix, view)
 
 
 def _of_cluster(key: str, cluster: str | None) -> bool:
     """Whether ``key`` may hold records of ``cluster``: its ``cluster=`` level, if any, names it."""
     if cluster is None:
         return True
-    levels = [p for p in key.split("/")[:-1] if p.startswith(CLUSTER_LEVEL)]
-    return all(level == f"{CLUSTER_LEVEL}{cluster}" for level in levels)
+    level = parse_key(key.rsplit("/", 1)[0]).cluster
+    return level is None or level == cluster
 
 
 async def _list(reader: ArchiveReader, prefix: str) -> list[str]:
@@ -86,6 +88,16 @@ async def _list(reader: ArchiveReader, prefix: str) -> list[str]:
         return await reader.list_keys(prefix)
     except (SinkError, OSError) as exc:
         raise ArchiveUnreachable(_one_line(str(exc))) from exc
+
+
+async def _clusters(reader: ArchiveReader, prefix: str, view: str, stats: ScanStats) -> list[str]:
+    """The names of the ``cluster=<name>`` folders directly under the stream's folder."""
+    try:
+        folders = await list_folders_of(reader, stream_prefix(prefix, view))
+    except (SinkError, OSError) as exc:
+        raise ArchiveUnreachable(_one_line(str(exc))) from exc
+    stats.clusters = sorted(name for folder in folders if (name := cluster_of_level(folder)) is not None)
+    return stats.clusters
 
 
 def _one_line(text: str) -> str:
@@ -97,12 +109,14 @@ async def list_window(reader: ArchiveReader, prefix: str, view: str, window: Tim
     """Every key listed for ``view`` in ``window``, by partition folder; partitions pruned first.
 
     With ``cluster``, only its ``cluster=<name>`` partitions and those of archives without that
-    level are listed (an archive shared by clusters keeps each one's batches apart)."""
+    level are listed (an archive shared by clusters keeps each one's batches apart); without,
+    the partitions of every cluster found under the stream's folder too."""
     if window.since is None:
         prefixes = [stream_prefix(prefix, view)]
     else:
-        layouts = [None] if cluster is None else [None, cluster]
-        prefixes = [hour_prefix(prefix, view, hour, level) for hour in window.hours() for level in layouts]
+        layouts: list[str | None] = [None, cluster] if cluster is not None else \
+            [None, *await _clusters(reader, prefix, view, stats)]
+        prefixes = [hour_folder(prefix, view, hour, level) for hour in window.hours() for level in layouts]
     gate = asyncio.Semaphore(LIST_CONCURRENCY)
 
     async def one(folder: str) -> list[str]:
@@ -124,7 +138,7 @@ def partition_folder(key: str) -> str:
     """The ``…/dt=…/hour=HH`` folder of ``key`` (compactions live in folders inside it)."""
     parts = key.split("/")
     for i, part in enumerate(parts[:-1]):
-        if part.startswith("hour="):
+        if part.startswith(HOUR_LEVEL):
             return "/".join(parts[: i + 1])
     return posixpath.dirname(key)
 

@@ -16,6 +16,7 @@ from typing import Final
 
 from kubestream.config.durations import DURATION_HINT, parse_duration
 from kubestream.errors import ConfigError
+from kubestream.pipeline.naming import parse_key
 
 PARTITION_SLACK_S: Final = 300.0
 _HOUR = timedelta(hours=1)
@@ -86,16 +87,6 @@ def _show(when: datetime) -> str:
 
 
 def partition_hour(key: str) -> datetime | None:
-    """The hour of the ``dt=YYYY-MM-DD/hour=HH`` partition in ``key``, or None if it has none."""
-    day = hour = None
-    for part in key.split("/"):
-        if part.startswith("dt="):
-            day = part[3:]
-        elif part.startswith("hour="):
-            hour = part[5:]
-    if day is None:
-        return None
-    try:
-        return datetime.strptime(f"{day} {hour or '00'}", "%Y-%m-%d %H").replace(tzinfo=UTC)
-    except ValueError:
-        return None
+    """The hour of the ``dt=YYYY-MM-DD/hour=HH`` partition in ``key``, or None if it has none
+    (the layout is ``pipeline.naming``'s)."""
+    return parse_key(key).hour

@@ -28,6 +28,9 @@ class RequestRecord:
     path: str
     time: float
     subresource: str | None = None
+    user: str = ""
+    """The user the bearer token authenticates as (``system:anonymous`` when auth is off, "" when
+    rejected), so agents sharing one server can be told apart."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -105,3 +108,55 @@ class RequestLog:
 def now() -> float:
     """Wall-clock time for records."""
     return time.time()
+
+
+@dataclass(frozen=True, slots=True)
+class KubeletRecord:
+    """One request a simulated kubelet served. ``verb`` is the authorization verb kubelet derives
+    from the HTTP method (``get`` for GET, pkg/kubelet/server/auth.go)."""
+
+    node: str
+    verb: str
+    path: str
+    code: int
+    user: str
+    user_agent: str
+    time: float
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+class KubeletRequestLog:
+    """Thread-safe log of kubelet requests, kept apart from the API server's so a test can say
+    "no pod list on the API server, N kubelet /pods requests"."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[KubeletRecord] = []
+
+    def add(self, record: KubeletRecord) -> None:
+        """Record a served kubelet request."""
+        with self._lock:
+            self._records.append(record)
+
+    def records(self) -> list[KubeletRecord]:
+        """A copy of all records, oldest first."""
+        with self._lock:
+            return list(self._records)
+
+    def count(self, node: str | None = None, verb: str | None = None, path: str | None = None,
+              code: int | None = None) -> int:
+        """How many requests matched (``path`` without the query); each argument left out matches anything."""
+        with self._lock:
+            return sum(
+                1 for r in self._records
+                if (node is None or r.node == node) and (verb is None or r.verb == verb)
+                and (path is None or r.path.partition("?")[0] == path) and (code is None or r.code == code)
+            )
+
+    def reset(self) -> None:
+        """Forget the records."""
+        with self._lock:
+            self._records.clear()

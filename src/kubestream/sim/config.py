@@ -76,6 +76,11 @@ class SimConfig:
     """kube-apiserver's etcd compactor (``--etcd-compaction-interval``, real default 5 min): each
     tick compacts to the revision seen at the previous tick. None: only explicit compactions."""
 
+    kubelets: bool = False
+    """Serve a kubelet API (HTTPS, per-node port) for every Node (sim/kubelet.py)."""
+    kubelet_sync_s: float = 0.5
+    """How often the kubelet fleet looks for new or deleted Nodes."""
+
     def __post_init__(self) -> None:
         kube_version(self.kube_version)  # fail at construction, not at the first request
 

@@ -21,7 +21,9 @@ from kubestream.sim.cluster import SimCluster
 from kubestream.sim.config import SimConfig
 from kubestream.sim.faults import Faults
 from kubestream.sim.listopts import ListOptions, parse_options
+from kubestream.sim.nodelogs import NodeLogWriter
 from kubestream.sim.patch import APPLY, SUPPORTED
+from kubestream.sim.podlogs import PodLogServer
 from kubestream.sim.requestinfo import RequestInfo, parse
 from kubestream.sim.resources import ResourceType
 from kubestream.sim.selectors import make_filter
@@ -114,6 +116,9 @@ class ApiApp:
         self.requests = requests
         self.hub: WatchHub | None = None
         self.watches: set[OpenWatch] = set()
+        self.log_writers: dict[str, NodeLogWriter] = {}
+        """Node name → the writer whose files serve that node's ``pods/log``."""
+        self._pod_logs = PodLogServer(self.log_writers)
         self._limiter = TokenBucket(config.rate_limit_qps, config.rate_limit_burst) if config.rate_limit_qps else None
 
     def make_app(self) -> web.Application:
@@ -176,12 +181,11 @@ class ApiApp:
             watch=info.verb == "watch", code=code, label_selector=request.query.get("labelSelector"),
             field_selector=request.query.get("fieldSelector"), user_agent=request.headers.get("User-Agent", ""),
             path=request.path_qs, time=started, subresource=info.subresource,
+            user=self.config.user_for_token(_bearer(request)) or "",
         ))
 
     def _user(self, request: web.Request) -> str:
-        auth = request.headers.get("Authorization", "")
-        token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-        user = self.config.user_for_token(token)  # config.tokens may be rotated at runtime
+        user = self.config.user_for_token(_bearer(request))  # config.tokens may be rotated at runtime
         if user is None:
             raise st.unauthorized()
         return user
@@ -216,6 +220,9 @@ class ApiApp:
         for rule in self.config.deny:
             if rule.matches(info.verb, rtype.group_resource, info.namespace, user):
                 raise st.forbidden(user, info.verb, rtype.plural, rtype.group, info.namespace, info.name)
+            if info.subresource == "log" and rule.matches(info.verb, f"{rtype.group_resource}/log", info.namespace, user):
+                # RBAC names subresources "<resource>/<subresource>" (pods/log).
+                raise st.forbidden(user, info.verb, f"{rtype.plural}/log", rtype.group, info.namespace, info.name)
 
     def _discovery(self, request: web.Request, info: RequestInfo) -> web.Response:
         accept = request.headers.get("Accept", "")
@@ -245,6 +252,9 @@ class ApiApp:
     # -- resource verbs -----------------------------------------------------------------------------
 
     async def _resource(self, request: web.Request, info: RequestInfo, rtype: ResourceType) -> web.StreamResponse:
+        if info.subresource == "log" and rtype.kind == "Pod" and info.verb == "get":
+            obj = self.cluster.get_obj(rtype, info.namespace, str(info.name))
+            return await self._pod_logs.serve(request, self.cluster.view(rtype, obj))
         if info.subresource not in (None, "status"):
             raise st.not_found_generic()
         if info.verb not in rtype.verbs and info.verb not in ("get", "list", "watch"):
@@ -525,3 +535,9 @@ class ApiApp:
             self.watches.discard(open_watch)
             self.requests.watch_closed(handle)
         return response
+
+
+def _bearer(request: web.Request) -> str | None:
+    """The request's bearer token, if it sent one."""
+    auth = request.headers.get("Authorization", "")
+    return auth[7:].strip() if auth.lower().startswith("bearer ") else None

@@ -135,6 +135,13 @@ class WallNanos:
     def __init__(self, clock: Clock = time.time) -> None:
         self._clock = clock
 
+    @classmethod
+    def latest(cls) -> float:
+        """The newest stamp any instance gave, in seconds (0 before the first): a test clock set
+        after it decides the stamps it gets."""
+        with cls._lock:
+            return cls._last / 1_000_000_000
+
     def __call__(self) -> int:
         with WallNanos._lock:
             WallNanos._last = max(int(self._clock() * 1_000_000_000), WallNanos._last + 1)

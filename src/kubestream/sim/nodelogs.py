@@ -45,6 +45,7 @@ import orjson
 
 from kubestream.sim.ledger import LogLedger, LogLine
 from kubestream.sim.names import Clock, WallNanos, random_hex, rfc3339_nano, rotation_suffix
+from kubestream.sim.staticpods import kubelet_uid
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,11 @@ class NodeLogWriter:
         config.root.mkdir(parents=True, exist_ok=True)
         config.links_dir.mkdir(parents=True, exist_ok=True)
 
+    @property
+    def clock(self) -> Clock:
+        """The node's wall clock (also what ``pods/log`` ``sinceSeconds`` counts back from)."""
+        return self._clock
+
     # ---- following pods -------------------------------------------------------------------
 
     def sync_pods(self) -> None:
@@ -186,7 +192,7 @@ class NodeLogWriter:
         seen: set[str] = set()
         with self._lock:
             for pod in pods:
-                uid = str(pod["metadata"]["uid"])
+                uid = kubelet_uid(pod)
                 seen.add(uid)
                 self.track_pod(pod)
             for uid in list(self._pods):
@@ -196,7 +202,8 @@ class NodeLogWriter:
     def track_pod(self, pod: dict[str, Any]) -> None:
         """Start (or keep) writing for a Running pod's containers; stop for any other phase."""
         meta = pod["metadata"]
-        uid, namespace, name = str(meta["uid"]), str(meta["namespace"]), str(meta["name"])
+        # A static pod's directory carries its own UID, not its mirror's (staticpods.py).
+        uid, namespace, name = kubelet_uid(pod), str(meta["namespace"]), str(meta["name"])
         phase = (pod.get("status") or {}).get("phase", "")
         # Containers exist only once kubelet reports the pod Running; a terminating pod's
         # containers are being stopped, so they write no more.

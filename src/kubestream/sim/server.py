@@ -18,11 +18,13 @@ import yaml
 from aiohttp import web
 
 from kubestream.sim import tls
-from kubestream.sim.accounting import RequestLog
+from kubestream.sim.accounting import KubeletRequestLog, RequestLog
 from kubestream.sim.cluster import SimCluster
 from kubestream.sim.config import DenyRule, SimConfig
 from kubestream.sim.faults import Faults
 from kubestream.sim.handlers import ApiApp
+from kubestream.sim.kubelet import KubeletEndpoint, KubeletFleet
+from kubestream.sim.nodelogs import NodeLogWriter
 
 __all__ = ["DenyRule", "SimConfig", "SimServer"]
 
@@ -37,7 +39,10 @@ class SimServer:
         self.cluster = SimCluster(self.config)
         self.faults = Faults()
         self.requests = RequestLog()
+        self.kubelet_requests = KubeletRequestLog()
+        """Requests the simulated kubelets served (``config.kubelets``), apart from ``requests``."""
         self._api = ApiApp(self.config, self.cluster, self.faults, self.requests)
+        self._kubelets: KubeletFleet | None = None
         self.faults.bind(self._drop_watches, self.cluster.compact)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -52,7 +57,7 @@ class SimServer:
         """Start serving; returns once the socket is listening."""
         if self._thread is not None:
             return self
-        if self.config.tls:
+        if self.config.tls or self.config.kubelets:  # kubelets always serve HTTPS
             self._tls = tls.generate(Path(self._tmp.name) / "tls", self.config.host)
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._run, args=(ready,), name="kubestream-sim", daemon=True)
@@ -83,7 +88,7 @@ class SimServer:
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5,
                                      handler_cancellation=True)
         await self._runner.setup()
-        ssl_context = self._tls.server_context() if self._tls else None
+        ssl_context = self._tls.server_context() if self._tls and self.config.tls else None
         site = web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=ssl_context,
                            reuse_address=True)
         await site.start()
@@ -91,6 +96,10 @@ class SimServer:
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
         self._port = int(sockets[0].getsockname()[1])
+        if self.config.kubelets:
+            assert self._tls is not None
+            self._kubelets = KubeletFleet(self.config, self.cluster, self.kubelet_requests, self._tls.server_context())
+            await self._kubelets.start()
 
     def stop(self) -> None:
         """Stop serving and release the port (open watches are cut)."""
@@ -114,6 +123,8 @@ class SimServer:
             watch.session.closed.set()
         if self._api.hub is not None:
             self._api.hub.close()
+        if self._kubelets is not None:
+            await self._kubelets.stop()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -140,7 +151,29 @@ class SimServer:
     @property
     def ca_cert_path(self) -> Path | None:
         """PEM of the generated CA (TLS only)."""
-        return self._tls.ca_cert if self._tls else None
+        return self._tls.ca_cert if self._tls and self.config.tls else None
+
+    @property
+    def kubelet_ca_path(self) -> Path | None:
+        """PEM of the CA that signed the kubelets' serving certificate (``config.kubelets`` only)."""
+        return self._tls.ca_cert if self._tls and self.config.kubelets else None
+
+    def kubelet(self, node: str) -> KubeletEndpoint:
+        """The kubelet endpoint of a Node (looks for new Nodes first); KeyError if there is none."""
+        fleet = self._kubelets
+        if fleet is None:
+            raise RuntimeError("kubelets are not served: SimConfig(kubelets=True)")
+        endpoints = self.run_coro(fleet.sync())
+        return endpoints[node]
+
+    def kubelet_token(self) -> str | None:
+        """A bearer token both the API server and the kubelets accept (None when auth is off)."""
+        return next(iter(self.config.tokens)) if self.config.tokens else None
+
+    def serve_node_logs(self, writer: NodeLogWriter) -> None:
+        """Serve ``pods/log`` of the pods on ``writer``'s node from the files it writes (the
+        last writer registered for a node wins)."""
+        self._api.log_writers[writer.config.node] = writer
 
     def set_tokens(self, tokens: list[str] | dict[str, str] | None) -> None:
         """Replace the accepted bearer tokens at runtime (token rotation tests)."""
@@ -149,7 +182,7 @@ class SimServer:
     def write_kubeconfig(self, path: str | Path, token: str | None = None) -> Path:
         """A kubeconfig for kubectl and the Python clients (CA data embedded when TLS)."""
         cluster: dict[str, Any] = {"server": self.url}
-        if self._tls is not None:
+        if self._tls is not None and self.config.tls:
             cluster["certificate-authority-data"] = base64.b64encode(self._tls.ca_cert.read_bytes()).decode()
         if token is None and self.config.tokens:
             token = next(iter(self.config.tokens))

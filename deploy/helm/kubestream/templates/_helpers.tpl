@@ -115,13 +115,26 @@ cache is a list+watch informer, and only the enabled ones are granted. */}}
 {{- define "kubestream.enrichRules" -}}
 {{- $e := default (dict) .enrich }}
 {{- if ne (toString (dig "enabled" true $e)) "false" }}
-{{- $core := list "pods" }}
-{{- if ne (toString (dig "nodes" true $e)) "false" }}{{ $core = append $core "nodes" }}{{ end }}
+{{- /* logs.metadata_source kubelet (logs-only agent): pods from the kubelet's /pods, no pod watch;
+       the node is still listed once for the kubelet's address unless logs.kubelet.url is set. */}}
+{{- $logs := default (dict) .logs }}
+{{- $kubelet := and (eq (toString (dig "enabled" false $logs)) "true") (eq (toString (dig "metadata_source" "apiserver" $logs)) "kubelet") (eq (toString (dig "events" "enabled" true .)) "false") }}
+{{- $core := list }}
+{{- if not $kubelet }}{{ $core = append $core "pods" }}{{ end }}
+{{- if or (ne (toString (dig "nodes" true $e)) "false") (and $kubelet (not (dig "kubelet" "url" "" $logs))) }}{{ $core = append $core "nodes" }}{{ end }}
 {{- if ne (toString (dig "namespaces" true $e)) "false" }}{{ $core = append $core "namespaces" }}{{ end }}
 {{- if ne (toString (dig "services" true $e)) "false" }}{{ $core = append $core "services" }}{{ end }}
+{{- if $core }}
 - apiGroups: [""]
   resources: {{ toJson $core }}
   verbs: ["list", "watch"]
+{{- end }}
+{{- if $kubelet }}
+# The kubelet authorizes GET /pods as nodes/pods (1.33+, KubeletFineGrainedAuthz) or nodes/proxy.
+- apiGroups: [""]
+  resources: ["nodes/pods", "nodes/proxy"]
+  verbs: ["get"]
+{{- end }}
 {{- if ne (toString (dig "owners" true $e)) "false" }}
 # Owner chains: only the intermediate owners (ReplicaSet, Job) are cached.
 - apiGroups: ["apps"]

@@ -1,7 +1,9 @@
 """Turning a closed batch into bytes: a record format (NDJSON or protobuf) then compression.
 
-``make_encoder(settings)`` returns an ``Encoder``; the concrete ``Codec`` can also ``decode``
-its own output (tests, tools, and anyone reading the archive from Python).
+``make_encoder(settings, cluster=...)`` returns an ``Encoder``; the concrete ``Codec`` can also
+``decode`` its own output (tests, tools, and anyone reading the archive from Python). With a
+cluster name, every record is written with it as its top-level ``cluster`` field (right after
+``kind``); the records in the pipeline stay as the sources built them.
 """
 
 from __future__ import annotations
@@ -37,12 +39,24 @@ class RecordFormat(Protocol):
     def parse(self, data: bytes) -> list[dict[str, Any]]: ...
 
 
-class Codec:
-    """A record format followed by a compressor."""
+def with_cluster(item: dict[str, Any], cluster: str) -> dict[str, Any]:
+    """``item`` with a top-level ``cluster`` after ``kind`` (a record that names one keeps it)."""
+    if "cluster" in item:
+        return item
+    if "kind" not in item:
+        return {"cluster": cluster, **item}
+    stamped = {"kind": item["kind"], "cluster": cluster}
+    stamped.update(item)  # keeps kind first: updating an existing key keeps its position
+    return stamped
 
-    def __init__(self, record_format: RecordFormat, compressor: Compressor) -> None:
+
+class Codec:
+    """A record format followed by a compressor; with ``cluster``, records are stamped with it."""
+
+    def __init__(self, record_format: RecordFormat, compressor: Compressor, cluster: str | None = None) -> None:
         self.record_format = record_format
         self.compressor = compressor
+        self.cluster = cluster
         suffix = compressor.suffix
         self._extension = f"{record_format.extension}.{suffix}" if suffix else record_format.extension
 
@@ -55,6 +69,9 @@ class Codec:
 
     def encode_dicts(self, items: Iterable[dict[str, Any]]) -> bytes:
         """Encode plain record dicts (what ``encode`` does with ``Record.data``)."""
+        cluster = self.cluster
+        if cluster is not None:
+            items = (with_cluster(item, cluster) for item in items)
         return self.compressor.compress(self.record_format.serialize(items))
 
     def decode(self, payload: bytes) -> list[dict[str, Any]]:
@@ -71,9 +88,12 @@ def make_record_format(settings: EncodingSettings) -> RecordFormat:
     return NdjsonFormat()
 
 
-def make_encoder(settings: EncodingSettings) -> Codec:
-    """The encoder (format + compression) the settings name."""
-    return Codec(make_record_format(settings), make_compressor(settings))
+def make_encoder(settings: EncodingSettings, *, cluster: str | None = None) -> Codec:
+    """The encoder (format + compression) the settings name, stamping ``cluster`` if given.
+
+    k8stream's ``L9Event`` has no field for it: that message is kept as k8stream defines it.
+    """
+    return Codec(make_record_format(settings), make_compressor(settings), cluster)
 
 
-__all__ = ["Codec", "Encoder", "RecordFormat", "make_encoder", "make_record_format"]
+__all__ = ["Codec", "Encoder", "RecordFormat", "make_encoder", "make_record_format", "with_cluster"]

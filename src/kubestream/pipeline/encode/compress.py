@@ -71,8 +71,19 @@ class ZstdCompression:
         return zstandard.ZstdCompressor(level=self.level, write_content_size=True).compress(data)
 
     def decompress(self, data: bytes) -> bytes:
-        result: bytes = zstandard.ZstdDecompressor().decompress(data)
-        return result
+        """The data of one or more frames; ``ValueError`` (one line) on damaged input."""
+        try:
+            if zstandard.frame_content_size(data) >= 0:
+                result: bytes = zstandard.ZstdDecompressor().decompress(data)
+                return result
+            # The log encoder compresses as a stream (sources.logs.encode): its frame header has
+            # no content size, which the one-shot call needs.
+            with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True) as reader:
+                streamed: bytes = reader.readall()
+            return streamed
+        except zstandard.ZstdError as exc:
+            # Readers handle damaged objects by the standard classes (gzip raises OSError/EOFError).
+            raise ValueError(f"zstd: {exc}") from exc
 
 
 def make_compressor(settings: EncodingSettings) -> Compressor:

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Record(_message.Message):
-    __slots__ = ("kind", "timestamp", "event", "involved", "kubernetes", "message", "stream", "related", "extra_json")
+    __slots__ = ("kind", "timestamp", "event", "involved", "kubernetes", "message", "stream", "related", "cluster", "extra_json")
     KIND_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class Record(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     RELATED_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
     EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
     kind: str
     timestamp: str
@@ -25,8 +26,9 @@ class Record(_message.Message):
     message: str
     stream: str
     related: InvolvedObject
+    cluster: str
     extra_json: str
-    def __init__(self, kind: _Optional[str] = ..., timestamp: _Optional[str] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., involved: _Optional[_Union[InvolvedObject, _Mapping]] = ..., kubernetes: _Optional[_Union[Kubernetes, _Mapping]] = ..., message: _Optional[str] = ..., stream: _Optional[str] = ..., related: _Optional[_Union[InvolvedObject, _Mapping]] = ..., extra_json: _Optional[str] = ...) -> None: ...
+    def __init__(self, kind: _Optional[str] = ..., timestamp: _Optional[str] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., involved: _Optional[_Union[InvolvedObject, _Mapping]] = ..., kubernetes: _Optional[_Union[Kubernetes, _Mapping]] = ..., message: _Optional[str] = ..., stream: _Optional[str] = ..., related: _Optional[_Union[InvolvedObject, _Mapping]] = ..., cluster: _Optional[str] = ..., extra_json: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("uid", "name", "namespace", "resource_version", "reason", "message", "type", "action", "count", "count_delta", "first_timestamp", "last_timestamp", "event_time", "series_count", "reporting_controller", "reporting_instance", "source_component", "source_host", "api")

@@ -1,6 +1,7 @@
 """Parquet output of log batches (pyarrow, zstd).
 
-Per-row columns: ``timestamp`` (timestamp[ns, UTC], parsed by Arrow's vectorised ISO 8601 cast, so
+Per-row columns: ``kind`` and ``cluster`` (constant dictionary columns: one value, an index per
+row that RLE packs into a few bytes per batch), ``timestamp`` (timestamp[ns, UTC], parsed by Arrow's vectorised ISO 8601 cast, so
 queries can filter and sort on it natively), ``stream`` (dictionary), ``message`` (string),
 ``message_base64`` (lossless mode, null unless the bytes were not UTF-8), ``truncated`` (bool),
 ``timestamp_invalid`` (bool: the line had no valid time, ``timestamp`` is when it was read),
@@ -53,14 +54,15 @@ class ParquetLogEncoder:
 
     extension = "parquet"
 
-    def __init__(self, *, zstd_level: int = 1) -> None:
+    def __init__(self, *, zstd_level: int = 1, cluster: str | None = None) -> None:
         self._zstd_level = zstd_level
+        self._cluster = cluster
 
     def encode(self, records: list[Record]) -> bytes:
         """The Parquet file of every chunk of ``records``."""
         chunks = [r.data[LOG_CHUNK_KEY] for r in records]
         chunks = [c for c in chunks if c.block.count]
-        table = batch_table(chunks)
+        table = batch_table(chunks, self._cluster)
         sink = pa.BufferOutputStream()
         pq.write_table(
             table, sink, compression="zstd", compression_level=self._zstd_level,
@@ -90,13 +92,16 @@ def _dictionary_columns(schema: pa.Schema) -> list[str]:
     return paths
 
 
-def batch_table(chunks: Sequence[LogChunk]) -> pa.Table:
-    """The Arrow table of a batch of chunks."""
+def batch_table(chunks: Sequence[LogChunk], cluster: str | None = None) -> pa.Table:
+    """The Arrow table of a batch of chunks; ``cluster`` fills the ``cluster`` column (null without)."""
     counts = [c.block.count for c in chunks]
     chunk_of_row = _ChunkRows(counts)
     timestamps, timestamp_invalid = _timestamps(chunks, chunk_of_row)
+    constant = [0] * len(chunks)  # one expansion serves both constant columns (_ChunkRows caches it)
     columns: dict[str, pa.Array] = {
-        "kind": _constant_dictionary(["log"], [0] * len(chunks), chunk_of_row),
+        "kind": _constant_dictionary(["log"], constant, chunk_of_row),
+        "cluster": _constant_dictionary([cluster], constant, chunk_of_row) if cluster is not None
+        else pa.DictionaryArray.from_arrays(pa.nulls(chunk_of_row.rows, _INDEX), pa.array([], pa.string())),
         "timestamp": timestamps,
         "stream": _streams(chunks),
         # Messages are checked UTF-8 bytes: a binary array is a zero-copy reinterpretation away.

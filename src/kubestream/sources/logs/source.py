@@ -32,6 +32,7 @@ from pathlib import Path
 
 from kubestream.config.settings import Settings
 from kubestream.enrich.containers import PodEnricher
+from kubestream.enrich.enricher import Enricher
 from kubestream.model import Record, RecordSink
 from kubestream.obs.metrics import Metrics
 from kubestream.sources.logs import checkpoint
@@ -252,6 +253,8 @@ class LogsSource:
     async def _emit(self, t: Tailer, block: ParsedBlock) -> None:
         if block.count == 0:
             return
+        if isinstance(self._enricher, Enricher):  # kubelet mode: a new pod's metadata may be a read away
+            await self._enricher.settle_pod(t.handle.path.uid)
         info = self.files.refresh_info(t)
         first = self._next_line
         self._next_line += block.count
