@@ -37,13 +37,51 @@ class RequestRecord:
         return asdict(self)
 
 
+@dataclass(slots=True)
+class WatchTraffic:
+    """What one watch stream sent its client: opening a watch is one request, but what it costs
+    the API server and the agent grows with every event it streams (a cluster-wide ReplicaSet
+    watch on a 5,000-node cluster streams every rollout to every node agent)."""
+
+    resource: str
+    user: str
+    field_selector: str | None
+    label_selector: str | None
+    opened: float
+    events: int = 0
+    """Watch events sent (ADDED/MODIFIED/DELETED/ERROR), initial events included."""
+    bookmarks: int = 0
+    bytes: int = 0
+    """Body bytes written (before TLS and chunked framing)."""
+    closed: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficTotals:
+    """Sums over watch streams (see ``RequestLog.watch_totals``)."""
+
+    watches: int
+    events: int
+    bookmarks: int
+    bytes: int
+
+
+_BOOKMARK_LINE = b'{"type":"BOOKMARK"'
+
+
 class RequestLog:
-    """Thread-safe request log; open watches are tracked separately while they stream."""
+    """Thread-safe request log; open watches are tracked separately while they stream, and what
+    each watch streamed is kept (``watch_traffic``) until ``reset``."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []
         self._open: dict[int, str] = {}
+        self._traffic: dict[int, WatchTraffic] = {}
         self._next_id = 0
 
     def add(self, record: RequestRecord) -> None:
@@ -77,17 +115,46 @@ class RequestLog:
                 out[key] = out.get(key, 0) + 1
         return out
 
-    def watch_opened(self, resource: str) -> int:
-        """Note a watch stream that started; returns a handle for ``watch_closed``."""
+    def watch_opened(self, resource: str, *, user: str = "", field_selector: str | None = None,
+                     label_selector: str | None = None) -> int:
+        """Note a watch stream that started; returns a handle for ``watch_streamed``/``watch_closed``."""
         with self._lock:
             self._next_id += 1
             self._open[self._next_id] = resource
+            self._traffic[self._next_id] = WatchTraffic(resource, user, field_selector, label_selector, now())
             return self._next_id
+
+    def watch_streamed(self, handle: int, chunk: bytes) -> None:
+        """Count a chunk of watch lines sent on stream ``handle`` (one JSON event per line)."""
+        lines = chunk.count(b"\n")
+        bookmarks = chunk.count(_BOOKMARK_LINE)
+        with self._lock:
+            traffic = self._traffic.get(handle)
+            if traffic is not None:
+                traffic.events += lines - bookmarks
+                traffic.bookmarks += bookmarks
+                traffic.bytes += len(chunk)
 
     def watch_closed(self, handle: int) -> None:
         """Note that a watch stream ended."""
         with self._lock:
             self._open.pop(handle, None)
+            traffic = self._traffic.get(handle)
+            if traffic is not None:
+                traffic.closed = now()
+
+    def watch_traffic(self) -> list[WatchTraffic]:
+        """Copies of every watch stream's traffic since the last ``reset``, oldest first."""
+        with self._lock:
+            return [WatchTraffic(**asdict(t)) for t in self._traffic.values()]
+
+    def watch_totals(self, *, user: str | None = None, resource: str | None = None) -> TrafficTotals:
+        """Watches, events, bookmarks and bytes streamed (to ``user``, of ``resource``)."""
+        with self._lock:
+            chosen = [t for t in self._traffic.values()
+                      if (user is None or t.user == user) and (resource is None or t.resource == resource)]
+        return TrafficTotals(len(chosen), sum(t.events for t in chosen), sum(t.bookmarks for t in chosen),
+                             sum(t.bytes for t in chosen))
 
     def open_watches(self, resource: str | None = None) -> int:
         """Watch streams currently open (optionally for one group resource)."""
@@ -95,14 +162,19 @@ class RequestLog:
             return sum(1 for r in self._open.values() if resource is None or r == resource)
 
     def reset(self) -> None:
-        """Forget the records (open watches stay tracked)."""
+        """Forget the records and the traffic of closed watches (open watches stay tracked and
+        count afresh)."""
         with self._lock:
             self._records.clear()
+            for handle in [h for h, t in self._traffic.items() if t.closed is not None]:
+                del self._traffic[handle]
+            for traffic in self._traffic.values():
+                traffic.events = traffic.bookmarks = traffic.bytes = 0
 
     def to_json(self) -> dict[str, Any]:
         """The admin endpoint's document."""
         return {"records": [r.to_json() for r in self.records()], "counts": self.counts(),
-                "openWatches": self.open_watches()}
+                "openWatches": self.open_watches(), "watchTraffic": [t.to_json() for t in self.watch_traffic()]}
 
 
 def now() -> float:

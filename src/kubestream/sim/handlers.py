@@ -513,7 +513,9 @@ class ApiApp:
             session.release()  # the client left before the stream began
             raise
         self._record(request, info, 200, time.time())
-        handle = self.requests.watch_opened(rtype.group_resource)
+        handle = self.requests.watch_opened(
+            rtype.group_resource, user=self.config.user_for_token(_bearer(request)) or "",
+            field_selector=request.query.get("fieldSelector"), label_selector=request.query.get("labelSelector"))
         open_watch = OpenWatch(request, session, rtype.group_resource)
         self.watches.add(open_watch)
         try:
@@ -526,6 +528,7 @@ class ApiApp:
                     open_watch.drop()
                     return response
                 await response.write(chunk)
+                self.requests.watch_streamed(handle, chunk)
             if not open_watch.dropped:
                 await response.write_eof()
         except (ConnectionResetError, ConnectionError):
