@@ -28,7 +28,8 @@ import orjson
 import yaml
 
 from kubestream.sim.server import SimConfig, SimServer
-from kubestream.sim.workload import Workload, WorkloadConfig
+from kubestream.sim.workload.generator import Workload
+from kubestream.sim.workload.scenario import WorkloadConfig
 
 N_EVENTS = int(os.environ.get("BENCH_EVENTS", "50000"))
 LATENCY_RATE = 1000.0

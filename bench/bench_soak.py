@@ -66,7 +66,8 @@ def workload_config(pods: int, seed: int = 5, churn: float = 1.0) -> dict[str, A
 
 def _serve(pods: int, ttl_s: float, churn: float, kubeconfig: str, ready: Any, stop: Any) -> None:
     from kubestream.sim.testing import running_sim
-    from kubestream.sim.workload import Workload, WorkloadConfig
+    from kubestream.sim.workload.generator import Workload
+    from kubestream.sim.workload.scenario import WorkloadConfig
 
     with running_sim(event_ttl_s=ttl_s) as server:
         workload = Workload(server.cluster, WorkloadConfig(**workload_config(pods, churn=churn)))

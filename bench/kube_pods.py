@@ -28,8 +28,7 @@ def with_managed_fields(pod: dict[str, Any]) -> dict[str, Any]:
     """The pod as a real API server stores it: ``metadata.managedFields`` of its writers
     (kube-controller-manager for metadata and spec, kubelet for status), computed by the
     simulator's field manager as kube-apiserver computes them; about 1.6-1.8x the bytes."""
-    from kubestream.sim import fieldmanager as fm
-
+    from kubestream.sim.storage import fieldmanager as fm
     stamp = pod["metadata"]["creationTimestamp"]
     zero: dict[str, Any] = {"spec": {"containers": None}, "status": {}}
     spec_change = fm.compare("V1Pod", zero, pod, status_only=False, ignore_status=True)

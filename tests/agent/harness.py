@@ -16,9 +16,10 @@ from typing import Any
 import orjson
 import yaml
 
-from kubestream.sim.ledger import EventLedger
 from kubestream.sim.server import SimServer
-from kubestream.sim.workload import Workload, WorkloadConfig
+from kubestream.sim.workload.event_ledger import EventLedger
+from kubestream.sim.workload.generator import Workload
+from kubestream.sim.workload.scenario import WorkloadConfig
 
 
 def write_config(tmp_path: Path, sim: SimServer, /, **sections: dict[str, Any]) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.agent.harness import AgentProcess, make_workload, write_config
 from tests.logs.logs_source_support import archive_keys, assert_exactly_once, read_archive
 
-from kubestream.sim.nodelogs import NodeLogConfig, NodeLogWriter
+from kubestream.sim.nodes.logfiles import NodeLogConfig, NodeLogWriter
 from kubestream.sim.server import SimServer
 
 

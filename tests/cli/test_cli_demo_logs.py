@@ -9,8 +9,8 @@ from typing import Any
 
 from kubestream.cli.demo_logs import check_logs, format_requests, requests_by_agent
 from kubestream.sim.accounting import RequestRecord
-from kubestream.sim.ledger import LogLedger
-from kubestream.sim.nodelogs import NodeLogConfig, NodeLogWriter
+from kubestream.sim.nodes.log_ledger import LogLedger
+from kubestream.sim.nodes.logfiles import NodeLogConfig, NodeLogWriter
 
 
 def _pod(name: str, uid: str) -> dict[str, Any]:

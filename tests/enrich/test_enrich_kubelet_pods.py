@@ -31,8 +31,8 @@ from kubestream.errors import ConfigError
 from kubestream.kube.client import KubeClient
 from kubestream.obs.metrics import Metrics
 from kubestream.sim.config import DenyRule
+from kubestream.sim.nodes.staticpods import mirror_of, static_manifest
 from kubestream.sim.server import SimServer
-from kubestream.sim.staticpods import mirror_of, static_manifest
 from kubestream.sim.testing import kubeconfig_for, running_sim
 
 TOKEN = "agent-token"

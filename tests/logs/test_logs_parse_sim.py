@@ -10,7 +10,7 @@ from typing import Any, Literal
 import pytest
 
 from kubestream.config.settings import LogsSettings
-from kubestream.sim.nodelogs import NodeLogConfig, NodeLogWriter, extract_seqs
+from kubestream.sim.nodes.logfiles import NodeLogConfig, NodeLogWriter, extract_seqs
 from kubestream.sources.logs.chunk import FileParser, ParsedBlock, detect_format
 
 STACK_START = re.compile(rb"(?!\s)(?!Caused by)(?!\.\.\.)")

@@ -22,7 +22,7 @@ from logs_source_support import (
     spool_has_entries,
 )
 
-from kubestream.sim.nodelogs import extract_seqs
+from kubestream.sim.nodes.logfiles import extract_seqs
 from kubestream.sources.logs import checkpoint
 from kubestream.state.store import StateStore
 

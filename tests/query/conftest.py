@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from tests.agent.harness import AgentProcess, make_workload, read_archive, write_config
 
-from kubestream.sim.nodelogs import NodeLogConfig, NodeLogWriter
+from kubestream.sim.nodes.logfiles import NodeLogConfig, NodeLogWriter
 from kubestream.sim.testing import running_sim
 
 # tests/sinks/conftest.py imports its sibling helpers as top-level modules.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from kubestream.sim import discovery
-from kubestream.sim.discovery import AGGREGATED_CONTENT_TYPE
-from kubestream.sim.resources import RESOURCES, group_versions
+from kubestream.sim.apiserver import discovery_docs as discovery
+from kubestream.sim.apiserver.discovery_docs import AGGREGATED_CONTENT_TYPE
+from kubestream.sim.storage.resources import RESOURCES, group_versions
 from kubestream.sim.versions import kube_version
 
 KUBECTL_DISCOVERY_ACCEPT = (

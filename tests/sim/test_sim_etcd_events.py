@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from kubestream.sim.server import SimServer
-from kubestream.sim.status import WATCH_EXPIRED
+from kubestream.sim.storage.status import WATCH_EXPIRED
 from kubestream.sim.testing import WatchReader, http, running_sim
 
 

@@ -78,7 +78,7 @@ def test_status_writes_are_their_own_entry_and_pods_carry_generation(sim_server:
 
 
 def test_in_process_writes_carry_managed_fields_too(sim_server: SimServer) -> None:
-    from kubestream.sim.workload import populate_pods
+    from kubestream.sim.workload.bodies import populate_pods
 
     populate_pods(sim_server.cluster, 3, seed=2)
     for pod in sim_server.cluster.list("pods"):
@@ -136,7 +136,7 @@ def test_invalid_objects_get_422_and_are_not_stored(sim_server: SimServer, path:
 
 
 def test_one_invalid_pod_cannot_reach_the_store_to_break_every_typed_list(sim_server: SimServer) -> None:
-    from kubestream.sim.status import SimApiError
+    from kubestream.sim.storage.status import SimApiError
 
     with pytest.raises(SimApiError) as caught:  # the in-process path is held to the same rules
         sim_server.cluster.create("pods", {"metadata": {"name": "p"}, "spec": {}})

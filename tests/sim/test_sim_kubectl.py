@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from kubestream.sim.resources import group_versions
 from kubestream.sim.server import SimServer
+from kubestream.sim.storage.resources import group_versions
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = [

@@ -13,10 +13,16 @@ import pytest
 import urllib3
 
 from kubestream.sim.config import DenyRule
+from kubestream.sim.nodes.staticpods import (
+    CONFIG_HASH,
+    CONFIG_MIRROR,
+    CONFIG_SOURCE,
+    mirror_of,
+    static_manifest,
+)
 from kubestream.sim.server import SimServer
-from kubestream.sim.staticpods import CONFIG_HASH, CONFIG_MIRROR, CONFIG_SOURCE, mirror_of, static_manifest
 from kubestream.sim.testing import running_sim
-from kubestream.sim.workload import node_object
+from kubestream.sim.workload.bodies import node_object
 
 TOKENS = {"admin-token": "admin", "viewer-token": "viewer", "pods-only": "lister"}
 DENY = [DenyRule(resource="nodes/pods", user="viewer"), DenyRule(resource="nodes/proxy", user="viewer"),

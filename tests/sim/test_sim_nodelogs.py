@@ -14,10 +14,11 @@ from typing import Any
 import orjson
 import pytest
 
-from kubestream.sim.cluster import SimCluster
 from kubestream.sim.config import SimConfig
-from kubestream.sim.nodelogs import NodeLogConfig, NodeLogWriter, extract_seqs
-from kubestream.sim.workload import Workload, WorkloadConfig
+from kubestream.sim.nodes.logfiles import NodeLogConfig, NodeLogWriter, extract_seqs
+from kubestream.sim.storage.cluster import SimCluster
+from kubestream.sim.workload.generator import Workload
+from kubestream.sim.workload.scenario import WorkloadConfig
 
 NODE = "node-a"
 CRI_LINE = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z) (stdout|stderr) ([PF]) (.*)", re.S)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from kubestream.sim import openapi
-from kubestream.sim.resources import RESOURCES, group_versions
+from kubestream.sim.apiserver import openapi
+from kubestream.sim.storage.resources import RESOURCES, group_versions
 
 SCHEMA_PREFIX = "#/components/schemas/"
 

@@ -17,10 +17,10 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from kubestream.sim.names import WallNanos
-from kubestream.sim.nodelogs import NodeLogConfig, NodeLogWriter
+from kubestream.sim.nodes.logfiles import NodeLogConfig, NodeLogWriter
+from kubestream.sim.nodes.staticpods import mirror_of, static_manifest
 from kubestream.sim.server import SimServer
-from kubestream.sim.staticpods import mirror_of, static_manifest
+from kubestream.sim.storage.names import WallNanos
 from kubestream.sim.testing import WatchReader, http, running_sim
 
 NODE = "node-a"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from kubestream.sim import discovery
+from kubestream.sim.apiserver import discovery_docs as discovery
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "k8s-openapi-replays"
 REPLAYS = sorted(RECORDED.glob("*/api_versions-list.json"))

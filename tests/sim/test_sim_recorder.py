@@ -9,18 +9,18 @@ from typing import Any
 
 import pytest
 
-from kubestream.sim.cluster import SimCluster
 from kubestream.sim.config import SimConfig
-from kubestream.sim.ledger import EventLedger, occurrences
-from kubestream.sim.recorder import (
+from kubestream.sim.server import SimServer
+from kubestream.sim.storage.cluster import SimCluster
+from kubestream.sim.testing import WatchReader
+from kubestream.sim.workload.event_ledger import EventLedger, occurrences
+from kubestream.sim.workload.recorders import (
     COMBINED_PREFIX,
     LegacyRecorder,
     ObjectRef,
     SeriesRecorder,
     SpamFilter,
 )
-from kubestream.sim.server import SimServer
-from kubestream.sim.testing import WatchReader
 
 T0 = 1_800_000_000.0
 

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from kubestream.sim.durations import human_duration, since
-from kubestream.sim.resources import RESOURCES, ResourceType, lookup
-from kubestream.sim.tables import to_table, wants_table
+from kubestream.sim.apiserver.tables import to_table, wants_table
+from kubestream.sim.printers.ages import since
+from kubestream.sim.storage.resources import RESOURCES, ResourceType, lookup
+from kubestream.util.durations import human_duration
 
 
 def _served(group: str, plural: str) -> ResourceType:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from kubestream.sim.resources import RESOURCES, ResourceType, lookup
-from kubestream.sim.validation import unknown_fields
+from kubestream.sim.apiserver.field_validation import unknown_fields
+from kubestream.sim.storage.resources import RESOURCES, ResourceType, lookup
 
 
 def _served(group: str, plural: str) -> ResourceType:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from kubestream.sim.cluster import SimApiError
 from kubestream.sim.server import SimServer
+from kubestream.sim.storage.cluster import SimApiError
 from kubestream.sim.testing import WatchReader, http, running_sim
 
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"

@@ -11,18 +11,14 @@ from typing import Any
 import orjson
 import pytest
 
-from kubestream.sim.cluster import SimCluster
 from kubestream.sim.config import SimConfig
-from kubestream.sim.ledger import occurrences
 from kubestream.sim.server import SimServer
+from kubestream.sim.storage.cluster import SimCluster
 from kubestream.sim.testing import WatchReader
-from kubestream.sim.workload import (
-    Workload,
-    WorkloadConfig,
-    populate_pods,
-    realistic_pod,
-    run_workload_from_cli,
-)
+from kubestream.sim.workload.bodies import populate_pods, realistic_pod
+from kubestream.sim.workload.event_ledger import occurrences
+from kubestream.sim.workload.generator import Workload, run_workload_from_cli
+from kubestream.sim.workload.scenario import WorkloadConfig
 
 T0 = 1_800_000_000.0
 BUSY: dict[str, Any] = {

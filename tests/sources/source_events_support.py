@@ -17,7 +17,8 @@ from kubestream.kube.reflector import EventType, ReflectorEvent
 from kubestream.model import Record
 from kubestream.obs.metrics import Metrics
 from kubestream.sim.server import SimServer
-from kubestream.sim.workload import Workload, WorkloadConfig
+from kubestream.sim.workload.generator import Workload
+from kubestream.sim.workload.scenario import WorkloadConfig
 from kubestream.sources.event_decode import DecodedEvent, decode_event
 from kubestream.sources.events import EventsSource, ObjectEnricher
 from kubestream.state.store import StateStore

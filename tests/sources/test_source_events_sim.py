@@ -11,9 +11,9 @@ import pytest
 from source_events_support import LiveSource, fast_kube_settings, small_workload
 
 from kubestream.config.settings import EventsSettings
-from kubestream.sim.ledger import EventLedger
 from kubestream.sim.server import SimServer
 from kubestream.sim.testing import running_sim
+from kubestream.sim.workload.event_ledger import EventLedger
 
 
 @pytest.fixture

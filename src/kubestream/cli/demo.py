@@ -48,10 +48,12 @@ from kubestream.config.settings import (
 )
 from kubestream.obs.logging import setup_logging
 from kubestream.sim.accounting import RequestRecord
-from kubestream.sim.ledger import EventLedger, LogLedger
-from kubestream.sim.nodelogs import NodeLogWriter
+from kubestream.sim.nodes.log_ledger import LogLedger
+from kubestream.sim.nodes.logfiles import NodeLogWriter
 from kubestream.sim.server import SimConfig, SimServer
-from kubestream.sim.workload import Workload, WorkloadConfig
+from kubestream.sim.workload.event_ledger import EventLedger
+from kubestream.sim.workload.generator import Workload
+from kubestream.sim.workload.scenario import WorkloadConfig
 
 _MARKER = ".kubestream-demo"
 

@@ -22,8 +22,8 @@ from kubestream.config.settings import (
     StateSettings,
 )
 from kubestream.sim.accounting import RequestRecord
-from kubestream.sim.ledger import LogLedger
-from kubestream.sim.nodelogs import NodeLogConfig, NodeLogWriter, PodLister, extract_seqs
+from kubestream.sim.nodes.log_ledger import LogLedger
+from kubestream.sim.nodes.logfiles import NodeLogConfig, NodeLogWriter, PodLister, extract_seqs
 
 EVENTS_USER = "system:serviceaccount:kubestream:events-collector"
 NODE_USER = "system:serviceaccount:kubestream:node-agent"

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from kubestream.config.durations import DURATION_HINT, parse_duration
 from kubestream.errors import ConfigError
 from kubestream.pipeline.naming import parse_key
+from kubestream.util.durations import DURATION_HINT, DurationError, parse_duration
 
 PARTITION_SLACK_S: Final = 300.0
 _HOUR = timedelta(hours=1)
@@ -27,7 +27,7 @@ def parse_instant(text: str, *, now: datetime, option: str) -> datetime:
     value = text.strip()
     try:
         return now - timedelta(seconds=parse_duration(value))
-    except ConfigError:
+    except DurationError:
         pass
     iso = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kubestream.sim.config import SimConfig
-from kubestream.sim.nodelogs import NodeLogConfig, NodeLogWriter
+from kubestream.sim.nodes.logfiles import NodeLogConfig, NodeLogWriter
 from kubestream.sim.server import SimServer
 from kubestream.sim.versions import DEFAULT_KUBE_VERSION, VERSIONS
 
@@ -51,13 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _start_workload(server: SimServer, args: argparse.Namespace) -> Any:
     try:
-        workload = importlib.import_module("kubestream.sim.workload")
+        workload = importlib.import_module("kubestream.sim.workload.generator")
     except ImportError:
         print("workload generator not available; serving an idle cluster")
         return None
     runner = getattr(workload, "run_workload_from_cli", None)
     if runner is None:
-        print("kubestream.sim.workload has no run_workload_from_cli; serving an idle cluster")
+        print("kubestream.sim.workload.generator has no run_workload_from_cli; serving an idle cluster")
         return None
     return runner(server.cluster, args)
 

@@ -77,7 +77,7 @@ class SimConfig:
     tick compacts to the revision seen at the previous tick. None: only explicit compactions."""
 
     kubelets: bool = False
-    """Serve a kubelet API (HTTPS, per-node port) for every Node (sim/kubelet.py)."""
+    """Serve a kubelet API (HTTPS, per-node port) for every Node (sim/nodes/kubelet.py)."""
     kubelet_sync_s: float = 0.5
     """How often the kubelet fleet looks for new or deleted Nodes."""
 

@@ -17,14 +17,14 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
-from kubestream.sim import tls
 from kubestream.sim.accounting import KubeletRequestLog, RequestLog
-from kubestream.sim.cluster import SimCluster
+from kubestream.sim.apiserver import tls
+from kubestream.sim.apiserver.faults import Faults
+from kubestream.sim.apiserver.handlers import ApiApp
 from kubestream.sim.config import DenyRule, SimConfig
-from kubestream.sim.faults import Faults
-from kubestream.sim.handlers import ApiApp
-from kubestream.sim.kubelet import KubeletEndpoint, KubeletFleet
-from kubestream.sim.nodelogs import NodeLogWriter
+from kubestream.sim.nodes.kubelet import KubeletEndpoint, KubeletFleet
+from kubestream.sim.nodes.logfiles import NodeLogWriter
+from kubestream.sim.storage.cluster import SimCluster
 
 __all__ = ["DenyRule", "SimConfig", "SimServer"]
 

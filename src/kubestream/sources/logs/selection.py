@@ -19,68 +19,26 @@ rules (reading a file nobody excluded beats losing it) but does not match a ``la
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kubestream.config.settings import LogsSettings
 from kubestream.errors import ConfigError
+from kubestream.util import label_selectors
+from kubestream.util.label_selectors import LabelSelectorError, Requirement
 
 _TRUE = "true"
 
 
-@dataclass(frozen=True, slots=True)
-class Requirement:
-    """One term of a label selector."""
-
-    key: str
-    op: str
-    """"exists", "!exists", "in", "notin" ("=", "==" become "in"; "!=" becomes "notin")."""
-    values: frozenset[str] = frozenset()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        """Kubernetes semantics: ``notin`` and ``!=`` also match when the key is absent."""
-        if self.op == "exists":
-            return self.key in labels
-        if self.op == "!exists":
-            return self.key not in labels
-        if self.op == "in":
-            return labels.get(self.key) in self.values
-        return labels.get(self.key) not in self.values
-
-
-_TERM = re.compile(
-    r"\s*(?:(?P<not>!)\s*(?P<nkey>[\w./-]+)"
-    r"|(?P<key>[\w./-]+)\s*(?:(?P<op>==|!=|=)\s*(?P<value>[\w.-]*)"
-    r"|\s+(?P<setop>in|notin)\s*\((?P<set>[^)]*)\))?)\s*(?:,|$)"
-)
-
-
 def parse_label_selector(text: str) -> list[Requirement]:
-    """Parse ``app=web,tier!=db,env in (a,b),!legacy,canary`` (raises ConfigError)."""
-    out: list[Requirement] = []
-    pos = 0
+    """Parse ``app=web,tier!=db,env in (a,b),!legacy,canary`` with the API server's grammar
+    (``kubestream.util.label_selectors``); raises ConfigError keyed ``logs.label_selector``."""
     text = text.strip()
-    while pos < len(text):
-        match = _TERM.match(text, pos)
-        if match is None or match.end() == pos:
-            raise ConfigError(f"cannot parse the label selector near {text[pos:]!r}", key="logs.label_selector")
-        pos = match.end()
-        out.append(_requirement(match))
-    return out
-
-
-def _requirement(match: re.Match[str]) -> Requirement:
-    if match["not"]:
-        return Requirement(match["nkey"], "!exists")
-    key = match["key"]
-    if match["op"]:
-        op = "notin" if match["op"] == "!=" else "in"
-        return Requirement(key, op, frozenset({match["value"]}))
-    if match["setop"]:
-        values = frozenset(v.strip() for v in match["set"].split(",") if v.strip())
-        return Requirement(key, match["setop"], values)
-    return Requirement(key, "exists")
+    try:
+        return label_selectors.parse_label_selector(text)
+    except LabelSelectorError as exc:
+        raise ConfigError(f"cannot parse the label selector near {text[exc.term_start:]!r}",
+                          key="logs.label_selector") from None
 
 
 @dataclass(frozen=True, slots=True)

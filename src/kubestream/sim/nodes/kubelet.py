@@ -1,0 +1,193 @@
+"""Simulated kubelets: one HTTPS listener per Node, on its own 127.0.0.1 port.
+
+A real kubelet serves on ``https://<node InternalIP>:<status.daemonEndpoints.kubeletEndpoint.Port>``
+(default 10250). Here every Node gets a port of its own on the simulator's host, written into the
+Node's status exactly where clients look for it (``status.addresses`` InternalIP and
+``status.daemonEndpoints.kubeletEndpoint.Port``), so a client finds its kubelet the way it would in
+a cluster. Certificates come from the simulator's CA (sim/apiserver/tls.py).
+
+Authentication and authorization follow kubelet's webhook mode (pkg/kubelet/server/server.go
+``InstallAuthFilter``, pkg/kubelet/server/auth.go): a bearer token is reviewed against the API
+server's token table (no/unknown token → ``401 Unauthorized``), then the request becomes a
+SubjectAccessReview for ``verb`` (from the HTTP method) on ``nodes/<subresource>``. With the
+``KubeletFineGrainedAuthz`` gate (default on since 1.33) ``/pods`` asks for ``nodes/pods`` and
+``/healthz`` for ``nodes/healthz``, each falling back to ``nodes/proxy``; a denial answers
+``403 Forbidden (user=…, verb=…, resource=nodes, subresource=proxy)``. The simulator's RBAC
+stand-in is ``SimConfig.deny`` (DenyRule with ``resource="nodes/pods"`` etc.).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from kubestream.sim.accounting import KubeletRecord, KubeletRequestLog
+from kubestream.sim.config import SimConfig
+from kubestream.sim.nodes.staticpods import kubelet_view
+from kubestream.sim.storage.cluster import SimCluster
+
+_log = logging.getLogger(__name__)
+_VERBS = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+"""HTTP method → authorization verb (auth.go ``GetRequestAttributes``)."""
+_FINE_GRAINED = {"/pods": "pods", "/healthz": "healthz"}
+
+
+@dataclass(frozen=True, slots=True)
+class KubeletEndpoint:
+    """Where one node's kubelet listens."""
+
+    node: str
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        """``https://host:port``."""
+        return f"https://{self.host}:{self.port}"
+
+
+class KubeletFleet:
+    """The kubelet listeners of all Nodes; lives on the server's event loop."""
+
+    def __init__(self, config: SimConfig, cluster: SimCluster, requests: KubeletRequestLog,
+                 ssl_context: Any, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.cluster = cluster
+        self.requests = requests
+        self._ssl = ssl_context
+        self._clock = clock
+        self._runner: web.AppRunner | None = None
+        self._sites: dict[str, web.TCPSite] = {}
+        self._endpoints: dict[str, KubeletEndpoint] = {}
+        self._by_port: dict[int, str] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle (server loop) --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Set up the shared application and serve the Nodes that exist now."""
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5,
+                                     handler_cancellation=True)
+        await self._runner.setup()
+        await self.sync()
+        self._task = asyncio.get_running_loop().create_task(self._follow_nodes())
+
+    async def stop(self) -> None:
+        """Close every listener."""
+        if self._task is not None:
+            self._task.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._sites.clear()
+
+    async def _follow_nodes(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.kubelet_sync_s)
+            try:
+                await self.sync()
+            except Exception:  # a failed round must not end the loop; the next one retries
+                _log.exception("kubelet fleet sync failed")
+
+    async def sync(self) -> dict[str, KubeletEndpoint]:
+        """Start a listener for every new Node, stop those of deleted ones; returns the endpoints."""
+        nodes = {n["metadata"]["name"]: n for n in self.cluster.list("nodes")}
+        for name in [n for n in self._sites if n not in nodes]:
+            site = self._sites.pop(name)
+            self._by_port.pop(self._endpoints.pop(name).port, None)
+            await site.stop()
+        for name, node in nodes.items():
+            if name not in self._sites:
+                await self._serve(name)
+            self._publish(node, self._endpoints[name])
+        return dict(self._endpoints)
+
+    async def _serve(self, node: str) -> None:
+        assert self._runner is not None
+        site = web.TCPSite(self._runner, self.config.host, 0, ssl_context=self._ssl, reuse_address=True)
+        await site.start()
+        server = site._server
+        assert server is not None
+        port = int((getattr(server, "sockets", None) or [])[0].getsockname()[1])
+        self._sites[node] = site
+        self._endpoints[node] = KubeletEndpoint(node, self.config.host, port)
+        self._by_port[port] = node
+
+    def _publish(self, node: dict[str, Any], endpoint: KubeletEndpoint) -> None:
+        """Write the endpoint into the Node's status, as kubelet's node status setters do
+        (pkg/kubelet/nodestatus/setters.go ``NodeAddress``, ``DaemonEndpoints``)."""
+        status = node.get("status") or {}
+        addresses = [a for a in status.get("addresses") or [] if a.get("type") != "InternalIP"]
+        wanted = [{"type": "InternalIP", "address": endpoint.host}, *addresses]
+        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+        if status.get("addresses") == wanted and port == endpoint.port:
+            return
+        self.cluster.patch("nodes", None, endpoint.node, {"status": {
+            "addresses": wanted, "daemonEndpoints": {"kubeletEndpoint": {"Port": endpoint.port}}}}, patch_type="merge")
+
+    def endpoint(self, node: str) -> KubeletEndpoint | None:
+        """The endpoint of a served node."""
+        return self._endpoints.get(node)
+
+    # -- requests -----------------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        node = self._by_port.get(int(sockname[1])) if sockname else None
+        verb = _VERBS.get(request.method, request.method.lower())
+        user = ""
+        if node is None:  # the node went away while this connection was open
+            response: web.StreamResponse = web.Response(status=404, text="404 page not found\n")
+        else:
+            user, response = self._route(request, node, verb)
+        self.requests.add(KubeletRecord(node=node or "", verb=verb, path=request.path_qs, code=response.status,
+                                        user=user, user_agent=request.headers.get("User-Agent", ""),
+                                        time=self._clock()))
+        return response
+
+    def _route(self, request: web.Request, node: str, verb: str) -> tuple[str, web.Response]:
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        user = self.config.user_for_token(token)
+        if user is None:
+            return "", web.Response(status=401, text="Unauthorized")
+        subresource = self._authorize(user, verb, _FINE_GRAINED.get(request.path))
+        if subresource is not None:
+            # server.go InstallAuthFilter: http.Error text, naming the last attributes checked.
+            return user, web.Response(status=403, text=(
+                f"Forbidden (user={user}, verb={verb}, resource=nodes, subresource={subresource})"))
+        if request.method != "GET":
+            return user, web.Response(status=405, text="405: Method Not Allowed")
+        if request.path == "/healthz":
+            return user, web.Response(text="ok")
+        if request.path == "/pods":
+            return user, self._pods(node)
+        return user, web.Response(status=404, text="404 page not found\n")
+
+    def _authorize(self, user: str, verb: str, fine: str | None) -> str | None:
+        """None when allowed, else the subresource named in the 403."""
+        for sub in ([fine] if fine else []) + ["proxy"]:
+            if not any(rule.matches(verb, f"nodes/{sub}", None, user) or rule.matches(verb, "nodes", None, user)
+                       for rule in self.config.deny):
+                return None
+        return "proxy"
+
+    def _pods(self, node: str) -> web.Response:
+        """kubelet server.go ``getPods``: ``encodePods`` of ``GetPods()``, a v1 PodList."""
+        pods = self.cluster.list("pods", field_selector=f"spec.nodeName={node}")
+        body = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [_item(p) for p in pods]}
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+def _item(pod: dict[str, Any]) -> dict[str, Any]:
+    # List items carry no kind/apiVersion in Go's encoding (empty TypeMeta is omitted).
+    view = kubelet_view(pod)
+    return {k: v for k, v in view.items() if k not in ("kind", "apiVersion")}

@@ -1,0 +1,2 @@
+"""Table printers: per-kind columns and cells after kube-apiserver's ``pkg/printers``, and ages as
+Table cells print them."""
