@@ -69,7 +69,7 @@ def _stamp(when: dt.datetime) -> str:
 def generate(root: Path, nodes: int, hours: int, lines_per_s: float, seed: int = 1) -> tuple[int, int]:
     """Write the archive; (objects, bytes)."""
     rng = random.Random(seed)
-    codec = make_encoder(EncodingSettings())
+    codec = make_encoder(EncodingSettings(), cluster="bench")  # records as a named agent writes them
     pods = _pods(nodes)
     by_node = [pods[n * PODS_PER_NODE:(n + 1) * PODS_PER_NODE] for n in range(nodes)]
     lines_per_batch = max(1, round(lines_per_s * BATCH_S))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubestream.config.settings import EncodingSettings, LogsSettings, Settings
+from kubestream.config.settings import ClusterSettings, EncodingSettings, LogsSettings, Settings
 from kubestream.model import Record
 from kubestream.pipeline.encode import make_encoder
 from kubestream.pipeline.naming import batch_key
@@ -75,9 +75,10 @@ def _write(root: Path, key: str, payload: bytes, ledger: Ledger) -> None:
 
 def write_events(root: Path, ledger: Ledger, *, start: dt.datetime, hours: int, objects_per_hour: int,
                  records_per_object: int, encoding: EncodingSettings | None = None,
-                 stream_uid: str = "kubestream", prefix: str = "") -> None:
-    """Event batches spread evenly over ``hours`` hours from ``start``."""
-    codec = make_encoder(encoding or EncodingSettings())
+                 stream_uid: str = "kubestream", prefix: str = "", cluster: str | None = None) -> None:
+    """Event batches spread evenly over ``hours`` hours from ``start``; with ``cluster``, every
+    record carries it as the agent writes it (``cluster.name``)."""
+    codec = make_encoder(encoding or EncodingSettings(), cluster=cluster)
     n = 0
     step = dt.timedelta(hours=1) / objects_per_hour
     for hour in range(hours):
@@ -117,9 +118,12 @@ def _log_lines(when: dt.datetime, count: int, offset_base: int) -> Iterator[byte
 
 def write_logs(root: Path, ledger: Ledger, *, start: dt.datetime, hours: int, objects_per_hour: int,
                lines_per_object: int, pods_per_object: int = 2, parquet: bool = False,
-               compression: str = "gzip", stream_uid: str = "node-000", node: int = 0, prefix: str = "") -> None:
-    """Log batches (``pods_per_object`` containers each) over ``hours`` hours from ``start``."""
-    settings = Settings(encoding=EncodingSettings(format="parquet" if parquet else "ndjson", compression=compression))
+               compression: str = "gzip", stream_uid: str = "node-000", node: int = 0, prefix: str = "",
+               cluster: str | None = None) -> None:
+    """Log batches (``pods_per_object`` containers each) over ``hours`` hours from ``start``;
+    ``cluster`` as for ``write_events``."""
+    settings = Settings(encoding=EncodingSettings(format="parquet" if parquet else "ndjson", compression=compression),
+                        cluster=ClusterSettings(name=cluster))
     encoder = make_log_encoder(settings)
     parse = LogsSettings()
     metas = [ContainerMeta.build(_kube(p, node)) for p in range(pods_per_object)]

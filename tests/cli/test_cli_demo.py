@@ -1,6 +1,7 @@
 """``kubestream demo``: simulated cluster + the real events collector and node agent; its archive
 decodes, holds every generated occurrence and every written log line once, the records carry the
-enrichment fields, and the summary names each agent's API requests."""
+enrichment fields, and the summary names each agent's API requests (and, in kubelet mode, its kubelet
+requests)."""
 
 from __future__ import annotations
 
@@ -60,3 +61,24 @@ def test_a_log_rate_of_zero_is_refused_in_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.splitlines()[-1] == "kubestream demo: error: argument --log-rate: must be above 0, got 0"
     assert not (tmp_path / "kubestream-demo").exists()
+
+
+def test_demo_in_kubelet_mode_reads_pods_from_the_kubelet_not_the_api(tmp_path: Path) -> None:
+    """``--metadata-source kubelet``: the node agent asks its kubelet for pods (counted in the
+    summary) and makes no pod request to the API server; the logs are still complete and enriched."""
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "kubestream.cli.main", "demo", "--duration", "3", "--rate", "100",
+         "--metadata-source", "kubelet", "--out", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "every line exactly once with its pod's metadata" in proc.stdout, proc.stdout
+    summary = proc.stdout.split("API requests:", 1)[1].splitlines()
+    node_agent = next(line for line in summary if "node agent:" in line)
+    kubelet = next(line for line in summary if "node agent → its kubelet:" in line)
+    assert "pods" not in node_agent.replace("nodes", ""), node_agent
+    assert "get /pods" in kubelet, kubelet
+    config = (out / "node-agent.yaml").read_text()
+    assert "metadata_source: kubelet" in config and "node-agent.token" in config
+    logs = read_archive(out / "archive" / "logs")
+    assert logs and all(r["kubernetes"]["enrichment"] == "ok" and r["kubernetes"]["pod_name"] for r in logs)

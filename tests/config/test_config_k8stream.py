@@ -81,7 +81,7 @@ def test_config_k8stream_errors_name_both_keys(tmp_path: Path) -> None:
     assert str(caught.value) == 'aws_bucket (sink.s3.bucket): required when sink.type is "s3"'
     with pytest.raises(ConfigError) as caught:
         load_settings(_write(tmp_path, {"sink": "kafka"}), environ={})
-    assert str(caught.value) == "sink (sink.type): Input should be 'file', 's3', 'gcs' or 'azure' (got 'kafka')"
+    assert str(caught.value) == "sink (sink.type): Input should be 'file', 's3', 'gcs', 'azure', 'otlp' or 'http' (got 'kafka')"
 
 
 def test_config_k8stream_mixed_with_kubestream_sections_is_rejected(tmp_path: Path) -> None:

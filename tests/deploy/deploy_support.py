@@ -173,3 +173,27 @@ def access_of(record: Any) -> Access | None:
 
 MAIN_MANIFEST_DOCS = [d for f in manifest_files(MANIFESTS, recursive=False) for d in load_docs(f)]
 """The documents of deploy/kubernetes/*.yaml (not the k8stream-compat example)."""
+
+
+def populate_node(server: Any, node: str, namespace: str = "shop") -> None:
+    """Pods on ``node`` owned by a Deployment's ReplicaSet and a CronJob's Job, and a Service of
+    theirs, in ``namespace``: what makes a node agent use each of its grants (owner and namespace
+    GETs, the namespace's service list+watch). ``server`` is a ``SimServer``."""
+    from tests.enrich.enrich_support import controller_spec, job_spec, make_pod, owner_ref
+
+    c = server.cluster
+    if not any(n["metadata"]["name"] == namespace for n in c.list("namespaces")):
+        c.create("namespaces", {"metadata": {"name": namespace, "labels": {"team": "payments"}}})
+    deploy = c.create("deployments", {"metadata": {"name": "web", "namespace": namespace},
+                                      "spec": controller_spec("web")}, group="apps")
+    rs = c.create("replicasets", {"metadata": {"name": "web-7d9f", "namespace": namespace, "labels": {"app": "web"},
+                                               "ownerReferences": [owner_ref(deploy, "Deployment")]},
+                                  "spec": controller_spec("web")}, group="apps")
+    make_pod(server, "web-7d9f-x1", namespace, owner=owner_ref(rs, "ReplicaSet"), node=node, labels={"app": "web"})
+    cron = c.create("cronjobs", {"metadata": {"name": "nightly", "namespace": namespace}, "spec": {
+        "schedule": "0 2 * * *", "jobTemplate": {"spec": job_spec("nightly")}}}, group="batch")
+    job = c.create("jobs", {"metadata": {"name": "nightly-2900", "namespace": namespace,
+                                         "ownerReferences": [owner_ref(cron, "CronJob")]},
+                            "spec": job_spec("nightly")}, group="batch")
+    make_pod(server, "nightly-2900-q", namespace, owner=owner_ref(job, "Job"), node=node)
+    c.create("services", {"metadata": {"name": "web", "namespace": namespace}, "spec": {"selector": {"app": "web"}}})

@@ -28,6 +28,7 @@ from tests.deploy.deploy_support import (
     load_docs,
     manifest_files,
     one,
+    populate_node,
     rules_of,
 )
 
@@ -182,6 +183,7 @@ def test_logs_agent_role_is_exactly_what_it_uses(server: SimServer, tmp_path: Pa
     pods_dir.mkdir()
     config = _manifest_config("kubestream-logs", kubeconfig, tmp_path,
                               {"logs": {"pods_dir": str(pods_dir), "containers_dir": None}})
+    populate_node(server, "node-1")  # its pods' owners, namespace and services use every grant
     accesses = _run_agent(server, config, tmp_path)
     # Pods are only ever read for this node.
     pod_reads = [a for a in accesses if a.resource == "pods"]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.agent.harness import AgentProcess
-from tests.deploy.deploy_support import Access, access_of, objects, render_chart, rules_of
+from tests.deploy.deploy_support import Access, access_of, objects, populate_node, render_chart, rules_of
 
 from kubestream.sim.server import SimServer
 from kubestream.sim.testing import running_sim
@@ -56,6 +56,7 @@ def sim() -> Iterator[SimServer]:
             server.cluster.create("namespaces", {"metadata": {"name": name}})
         server.cluster.create("nodes", {"metadata": {"name": NODE}})
         server.kubelet(NODE)
+        populate_node(server, NODE)  # its pods' owners, namespace and services use every grant
         yield server
 
 

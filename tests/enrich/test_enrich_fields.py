@@ -147,13 +147,18 @@ async def test_no_cap_keeps_values_whole(cluster: Cluster, sim_server: SimServer
 async def test_node_agent_blocks_cost_no_requests_beyond_its_watches(
         cluster: Cluster, sim_server: SimServer, enricher_factory: Callable[..., Any]) -> None:
     e: Enricher = await enricher_factory(node_name="node-1")
-    await eventually(lambda: sim_server.requests.open_watches() >= 6)
+    # Its pods, its node and the services of the one namespace its pods run in.
+    await eventually(lambda: sim_server.requests.open_watches() >= 3)
     before = len(sim_server.requests.records())
     cache = log_cache(e)
     for _ in range(100):
         for p in (cluster.web, cluster.batch, cluster.db0):
             both_blocks(e, cache, p)
     assert len(sim_server.requests.records()) == before, "blocks come from the caches only"
-    scopes = {(rq.resource, rq.field_selector) for rq in sim_server.requests.records()}
-    assert scopes == {("pods", "spec.nodeName=node-1"), ("nodes", "metadata.name=node-1"),
-                      ("namespaces", None), ("services", None), ("replicasets.apps", None), ("jobs.batch", None)}
+    scopes = {(rq.verb, rq.resource, rq.namespace, rq.field_selector) for rq in sim_server.requests.records()}
+    # Owners and the namespace are one GET each, services watched in that namespace only.
+    assert scopes == {("list", "pods", None, "spec.nodeName=node-1"), ("watch", "pods", None, "spec.nodeName=node-1"),
+                      ("list", "nodes", None, "metadata.name=node-1"), ("watch", "nodes", None, "metadata.name=node-1"),
+                      ("get", "namespaces", None, None), ("list", "services", "shop", None),
+                      ("watch", "services", "shop", None), ("get", "replicasets.apps", "shop", None),
+                      ("get", "jobs.batch", "shop", None)}

@@ -236,3 +236,65 @@ def test_a_catastrophic_pattern_runs_in_linear_time_and_matches_at_the_start() -
     assert pattern.match(b"a" * 100_000) is not None
     assert compile_start_pattern(r"\d{4}").match(b"x 2019") is None  # match, not search
     assert compile_start_pattern(r"é").match("é!".encode()) is not None  # UTF-8 text
+
+
+# -- the whole-block timestamp check: fixed-width fast path and its edges ----------------------
+
+_FIXED = b"2026-03-31T23:59:59.123456789Z"
+_EDGES = [
+    (b"2026-03-31T23:59:60.123456789Z", True),   # leap second: left to the exact check
+    (b"2026-03-31T18:29:59.123456789+05:30", True),
+    (b"2026-03-31t23:59:59.123456789Z", True),
+    (b"2026-03-31T23:59:59.123456789z", True),
+    (b"2026-03-31T23:59:59Z", True),             # no fraction
+    (b"2026-03-31T23:59:59.12345678Z", True),    # RFC3339Nano with a trailing zero trimmed
+    (b"2026-03-31T23:59:59.1234567890Z", False),  # 10 fraction digits
+    (b"2026-13-31T23:59:59.123456789Z", False),  # month 13, same width
+    (b"2026-04-31T23:59:59.123456789Z", False),  # April 31, same width
+    (b"2025-02-29T23:59:59.123456789Z", False),
+    (b"2024-02-29T23:59:59.123456789Z", True),
+    (b"2026-03-31T24:59:59.123456789Z", False),
+    (b"2026-03-31T23:60:59.123456789Z", False),
+    (b"2026-03-31T23:59:61.123456789Z", False),
+    ("2026-03-31T23:59:59.12345678\u0669Z".encode(), False),  # non-ASCII digit (Arabic-Indic nine)
+    ("2026-03-31T23:59:5\u0669.123456789Z".encode()[:30], False),
+    (b"2026-03-31T23:59:59.123456789Z\n", False),
+    (b"2026-03-31T23:59:59.123456789", False),
+]
+
+
+@pytest.mark.parametrize(("value", "valid"), _EDGES)
+@pytest.mark.parametrize("where", ["alone", "first", "middle", "last"])
+def test_the_block_check_agrees_with_the_exact_check_wherever_the_stamp_is(value: bytes, valid: bool, where: str) -> None:
+    assert is_rfc3339(value) is valid
+    block = {"alone": [value], "first": [value] + [_FIXED] * 99, "middle": [_FIXED] * 50 + [value] + [_FIXED] * 49,
+             "last": [_FIXED] * 99 + [value]}[where]
+    assert all_rfc3339(block) is valid
+    if b"\n" not in value:
+        assert all_rfc3339(block, newline_free=True) is valid
+
+
+def test_a_fixed_width_block_spanning_hours_days_and_a_leap_day_is_checked_exactly() -> None:
+    stamps = [b"2024-02-28T23:59:59.999999999Z", b"2024-02-29T00:00:00.000000001Z", b"2024-03-01T00:00:00.000000000Z"]
+    assert all_rfc3339(stamps * 10)
+    assert not all_rfc3339(stamps * 10 + [b"2023-02-29T00:00:00.000000000Z"])
+    assert all_rfc3339([b"2026-01-01T00:00:00.000000000Z"] * 3 + [b"2026-01-01T23:00:00.000000000Z"])
+
+
+def test_a_cri_block_whose_only_bad_line_is_the_last_keeps_every_other_line() -> None:
+    good = b"".join(b"2026-03-31T23:59:%02d.123456789Z stdout F line %d\n" % (i % 60, i) for i in range(200))
+    bad = b"2026-13-31T23:59:59.123456789Z stdout F bad\n"
+    for cuts in ([], [len(good)], [len(good) + 10]):  # one read; the bad line in a read of its own; cut in it
+        out = read(good + bad, LogFormat.CRI, cuts)
+        assert len(out) == 201
+        assert [r[0] for r in out[:200]] == [b"2026-03-31T23:59:%02d.123456789Z" % (i % 60) for i in range(200)]
+        assert [r[2] for r in out[:200]] == [b"line %d" % i for i in range(200)]
+        assert out[200][:3] == (b"", b"stdout", bad[:-1])
+
+
+def test_a_docker_block_whose_only_bad_time_is_the_last_keeps_every_other_time() -> None:
+    good = b"".join(docker(f"line {i}\n", time=_FIXED.decode()) for i in range(100))
+    out = read(good + docker("bad\n", time="2026-03-31T23:59:59.123456789z\n"), LogFormat.DOCKER, [])
+    assert len(out) == 101
+    assert [r[0] for r in out[:100]] == [_FIXED] * 100
+    assert out[100][:3] == (b"", b"stdout", b"bad")

@@ -113,13 +113,14 @@ async def test_selection_and_metadata_from_the_pod_cache(
     assert static_records and static_records[0]["kubernetes"]["labels"] == {"component": "etcd"}
     assert mirror["metadata"]["uid"] != "5f0c1e2d3a4b"
 
-    # The control-plane cost of the node agent: list+watch of this node's pods only, no GETs,
-    # no Events at all.
+    # The control-plane cost of the node agent: list+watch of this node's pods only, no pod
+    # GETs (its namespace is one GET), no Events at all.
     requests = sim_server.requests.records()
     pod_requests = [r for r in requests if r.resource == "pods"]
     assert pod_requests and all(r.field_selector == f"spec.nodeName={NODE}" for r in pod_requests)
     assert sum(1 for r in pod_requests if r.verb == "watch") == 1
-    assert sim_server.requests.count(verb="get") == 0
+    assert sim_server.requests.count(verb="get", resource="pods") == 0
+    assert {r.resource for r in requests if r.verb == "get"} <= {"namespaces", "replicasets.apps", "jobs.batch"}
     assert not [r for r in requests if r.resource.startswith("events")]
 
 

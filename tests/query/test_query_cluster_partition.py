@@ -9,6 +9,7 @@ import asyncio
 import csv
 import datetime as dt
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +177,33 @@ def test_archives_from_before_the_field_have_a_null_cluster(tmp_path: Path) -> N
     assert _csv(events.stdout) == [{"cluster": "NULL", "n": "3"}, {"cluster": "east", "n": "3"}], events.stderr
     logs = run_cli("query", "-a", str(root), "-o", "csv", "select count(*) n from logs where cluster is null")
     assert _csv(logs.stdout) == [{"n": "2"}], logs.stderr
+
+
+def _agent_config(tmp_path: Path, archive: Path, cluster: dict[str, Any]) -> Path:
+    config = tmp_path / "agent.yaml"
+    config.write_text(json.dumps(  # YAML is a superset of JSON
+        {"cluster": cluster, "sink": {"file": {"dir": str(archive)}}}))
+    return config
+
+
+def test_config_of_a_partitioned_agent_reads_its_own_cluster(shared_archive: Path, tmp_path: Path) -> None:
+    config = _agent_config(tmp_path, shared_archive, {"name": "west", "partition": True})
+    sql = "select cluster, count(*) n from events group by 1 order by 1"
+    own = run_cli("query", "-c", str(config), *WINDOW, "--explain", "-o", "csv", sql)
+    assert own.returncode == 0, own.stderr
+    assert _csv(own.stdout) == [{"cluster": "west", "n": "3"}]
+    assert "cluster: west" in own.stderr, own.stderr
+    other = run_cli("query", "-c", str(config), "--cluster", "east", *WINDOW, "-o", "csv", sql)
+    assert _csv(other.stdout) == [{"cluster": "east", "n": "3"}], other.stderr
+    every = run_cli("query", "-c", str(config), "--all-clusters", *WINDOW, "-o", "csv", sql)
+    assert _csv(every.stdout) == [{"cluster": "east", "n": "3"}, {"cluster": "west", "n": "3"}], every.stderr
+    both = run_cli("query", "-c", str(config), "--all-clusters", "--cluster", "east", "-o", "csv", sql)
+    assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_config_without_the_partition_level_reads_every_row(shared_archive: Path, tmp_path: Path) -> None:
+    """No default filter then: an archive one cluster writes keeps its pre-field (NULL) rows."""
+    config = _agent_config(tmp_path, shared_archive, {"name": "west"})
+    done = run_cli("query", "-c", str(config), *WINDOW, "-o", "csv",
+                   "select cluster, count(*) n from events group by 1 order by 1")
+    assert _csv(done.stdout) == [{"cluster": "east", "n": "3"}, {"cluster": "west", "n": "3"}], done.stderr

@@ -29,8 +29,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from kubestream.agent.routing import check_destinations
 from kubestream.config.loader import check_settings
-from kubestream.config.settings import KubeSettings, Settings, cluster_name_problem
+from kubestream.config.settings import KubeSettings, Settings, SinkSettings, cluster_name_problem
 from kubestream.errors import ConfigError
 from kubestream.sources.logs.selection import parse_label_selector
 
@@ -58,6 +59,7 @@ async def preflight(settings: Settings, *, environ: Mapping[str, str] | None = N
     check_settings(settings)  # settings built in code (the demo, tests) skip the loader
     _check_components(settings, env)
     _check_log_selection(settings)
+    check_destinations(settings)
     _check_directories(settings)
     context = _check_kubeconfig(settings.kube, env, token_path)
     settings.cluster.name = _cluster_name(settings, context)
@@ -86,6 +88,13 @@ def _check_components(settings: Settings, env: Mapping[str, str]) -> None:
     if s.leader_election.enabled and s.logs.enabled:
         raise ConfigError("leader election is for the events collector; node agents (logs.enabled) all run",
                           key="leader_election.enabled")
+    if s.compaction.interval_s is not None and not s.events.enabled:
+        raise ConfigError("periodic compaction is a task of the events collector (one compactor per archive); "
+                          "node agents never compact: unset it, or run `kubestream compact`",
+                          key="compaction.interval_s")
+    if s.compaction.interval_s is not None and s.archive_destination() is None:
+        raise ConfigError("periodic compaction needs an archive: none of the destinations is a file or "
+                          "object-store sink", key="compaction.interval_s")
     if s.logs.enabled and not (s.logs.node_name or env.get("NODE_NAME")):
         raise ConfigError("the node agent needs its node's name: set logs.node_name or NODE_NAME",
                           key="logs.node_name")
@@ -330,23 +339,38 @@ async def _check_sink(settings: Settings, env: Mapping[str, str]) -> list[str]:
     """Build the sink as ``run`` will (its ConfigErrors: endpoint, profile, account...), close it
     unused, and warn when credentials would travel over plain http."""
     # Imported here: the object-store sinks load their client library, the file sink does not.
-    from kubestream.sinks.factory import make_sink
+    from kubestream.sinks.factory import make_destination_sink
 
-    sink = make_sink(settings)
-    try:
-        return _plain_http_warnings(settings, sink, env)
-    finally:
-        await sink.close()
+    if not settings.sinks:
+        sink = make_destination_sink(settings.sink)
+        try:
+            return _plain_http_warnings(settings.sink, "sink", sink, env)
+        finally:
+            await sink.close()
+    warnings: list[str] = []
+    for index, destination in enumerate(settings.sinks):
+        try:
+            built = make_destination_sink(destination)
+        except ConfigError as exc:
+            if exc.key is None or not exc.key.startswith("sink."):
+                raise
+            message = str(exc).removeprefix(f"{exc.key}: ")
+            raise ConfigError(message, key=f"sinks[{index}].{exc.key.removeprefix('sink.')}") from None
+        try:
+            warnings += _plain_http_warnings(destination, f"sinks[{index}]", built, env)
+        finally:
+            await built.close()
+    return warnings
 
 
-def _plain_http_warnings(settings: Settings, sink: object, env: Mapping[str, str]) -> list[str]:
-    kind = settings.sink.type
+def _plain_http_warnings(settings: SinkSettings, at: str, sink: object, env: Mapping[str, str]) -> list[str]:
+    kind = settings.type
     endpoint = getattr(sink, "endpoint", None)
-    if kind == "file" or not isinstance(endpoint, str) or not _plain_http_off_host(endpoint):
+    if kind not in ("s3", "gcs", "azure") or not isinstance(endpoint, str) or not _plain_http_off_host(endpoint):
         return []
     if not _has_credentials(settings, sink, env):
         return []
-    return [f"sink.{kind}.endpoint_url: credentials are used over plain http with {endpoint}: anyone on the "
+    return [f"{at}.{kind}.endpoint_url: credentials are used over plain http with {endpoint}: anyone on the "
             "network path can read the data and replay or steal the credentials; use https"]
 
 
@@ -364,20 +388,20 @@ def _plain_http_off_host(url: str) -> bool:
         return True
 
 
-def _has_credentials(settings: Settings, sink: object, env: Mapping[str, str]) -> bool:
-    kind = settings.sink.type
+def _has_credentials(settings: SinkSettings, sink: object, env: Mapping[str, str]) -> bool:
+    kind = settings.type
     if kind == "s3":
         credentials = getattr(sink, "credentials", None)
         return getattr(credentials, "provider", None) is not None or bool(
             env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_WEB_IDENTITY_TOKEN_FILE"))
     if kind == "gcs":
-        gcs = settings.sink.gcs
+        gcs = settings.gcs
         return bool(gcs.service_account_path or gcs.application_credentials_path
                     or env.get("GOOGLE_APPLICATION_CREDENTIALS") or env.get("GOOGLE_SERVICE_ACCOUNT"))
     # azure: the same resolution the sink made (explicit keys, connection string, emulator key).
     from kubestream.sinks.objectstore import resolve_azure
 
-    target = resolve_azure(settings.sink.azure)
+    target = resolve_azure(settings.azure)
     return target.access_key is not None or target.sas_token is not None
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from kubestream.archive.formats import read_records
 from kubestream.archive.store import ArchiveStore, FileArchive, read_live
-from kubestream.config.settings import Settings
+from kubestream.config.settings import Settings, SinkSettings
 from kubestream.pipeline.naming import hour_folder, partition_cluster
 from kubestream.sinks.base import SinkReader
 from kubestream.sinks.file import FileSink
@@ -53,7 +53,7 @@ def hour_prefixes(settings: Settings, now: dt.datetime) -> list[str]:
     cluster = partition_cluster(settings.cluster)
     prefixes = []
     while hour <= now:
-        prefixes.append(hour_folder(settings.sink.prefix, EVENTS_STREAM, hour, cluster))
+        prefixes.append(hour_folder(_archive(settings).prefix, EVENTS_STREAM, hour, cluster))
         hour += dt.timedelta(hours=1)
     return prefixes
 
@@ -76,7 +76,7 @@ async def rebuild_from_archive(settings: Settings, reader: SinkReader, state: St
     # The file sink's own listing walks folders in hash order; the archive's lists a folder's
     # files before its sub-folders, which is what reading beside a compactor needs.
     archive: SinkReader | ArchiveStore = FileArchive(reader) if isinstance(reader, FileSink) else reader
-    own = f"{settings.sink.stream_uid}-"
+    own = f"{_archive(settings).stream_uid}-"
     marks: dict[str, Watermark] = {}
     objects = records = 0
     for prefix in hour_prefixes(settings, dt.datetime.now(dt.UTC)):
@@ -108,3 +108,8 @@ def _absorb(record: dict[str, object], marks: dict[str, Watermark]) -> int:
         mark.occurrences = max(mark.occurrences, int(count))
         mark.rv = max(mark.rv, int(rv or 0))
     return 1
+
+
+def _archive(settings: Settings) -> SinkSettings:
+    """The destination a takeover reads back (``Settings.archive_destination``)."""
+    return settings.archive_destination() or settings.sink

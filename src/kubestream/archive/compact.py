@@ -37,8 +37,9 @@ import pyarrow.parquet as pq
 
 from kubestream.archive import catalog, schema
 from kubestream.archive.formats import ProtobufMessage, UnreadableObjectError, is_archive_object, read_table
-from kubestream.archive.store import ArchiveStore, ObjectMissingError
+from kubestream.archive.store import ArchiveStore, ObjectMissingError, archive_sink_settings
 from kubestream.config.settings import CompactionSettings, Settings
+from kubestream.pipeline.encode.events_schema import EVENT_DICTIONARY_COLUMNS
 from kubestream.pipeline.naming import day_of_level, hour_of_level
 
 log = logging.getLogger("kubestream.compact")
@@ -47,14 +48,6 @@ MANIFEST_VERSION = 1
 _MAX_DEPTH = 6
 READ_AHEAD = 8
 """Sources fetched and decoded ahead of the writer."""
-_EVENT_DICTIONARY_COLUMNS = [
-    "kind", "cluster", "event.namespace", "event.reason", "event.type", "event.action", "event.api",
-    "event.reporting_controller", "event.reporting_instance", "event.source_component", "event.source_host",
-    "involved.kind", "involved.namespace", "involved.api_version", "involved.field_path",
-    "kubernetes.enrichment", "kubernetes.namespace", "kubernetes.object_kind", "kubernetes.owner_kind",
-    "kubernetes.owner_name", "kubernetes.node_name", "kubernetes.node_ip", "kubernetes.container_name",
-    "kubernetes.container_image",
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +163,8 @@ async def compact_archive(store: ArchiveStore, settings: Settings, *, now: dt.da
     options = _Options(settings.compaction, settings.encoding.protobuf_message)
     moment = now or dt.datetime.now(dt.UTC)
     report = CompactionReport()
-    for partition in await find_partitions(store, settings.sink.prefix, streams or settings.compaction.streams):
+    prefix = archive_sink_settings(settings).prefix
+    for partition in await find_partitions(store, prefix, streams or settings.compaction.streams):
         report.partitions_seen += 1
         if not partition.closed(moment, settings.compaction.grace_s):
             report.partitions_open += 1
@@ -422,7 +416,7 @@ class _PartWriter:
 
     def _dictionary_columns(self, wanted: pa.Schema) -> list[str]:
         if self._stream == "events":
-            return _EVENT_DICTIONARY_COLUMNS
+            return EVENT_DICTIONARY_COLUMNS
         paths = [f.name for f in wanted if pa.types.is_dictionary(f.type)]
         for f in wanted:
             if pa.types.is_struct(f.type):

@@ -2,7 +2,7 @@
 
 The format is the key's extension (``pipeline.naming``): ``ndjson[.gz|.zst]``, ``pb[.gz|.zst]``
 (the message, kubestream's or k8stream's, is a setting: both write ``pb``), ``parquet`` (the
-agent's log batches and every compacted file). ``read_records`` gives record dicts;
+agent's log and events batches, every compacted file). ``read_records`` gives record dicts;
 ``read_table`` gives an Arrow table in the compacted schema of the stream (``archive.schema``).
 """
 

@@ -1,11 +1,9 @@
 """The Arrow schemas of compacted files, and turning archived objects into tables of them.
 
-Events (documented in docs/schema.md): the scalar fields users filter and group on, typed, under
-the same names as in the NDJSON records (``event.reason``, ``involved.name``,
-``kubernetes.owner_name``), so one SQL reads both; maps and lists (labels, owners, ``related``)
-are not columns, and ``record`` holds every record whole as JSON text, so nothing is lost. The
-typed columns are parsed by Arrow's JSON reader straight from the NDJSON lines; ``record`` is
-those lines as they were written.
+Events (documented in docs/schema.md): the schema the agent's events Parquet batches have too, so
+it is defined beside their encoder (``pipeline.encode.events_schema``) and re-exported here: the
+scalar fields users filter and group on, typed, under the same names as in the NDJSON records,
+and ``record``, every record whole as JSON text.
 
 Logs: the columns of the agent's own log Parquet (``sources.logs.parquet``, ``LOG_SCHEMA``). Its ``kubernetes``
 struct has the fields of the containers in each batch; a compacted file has the union of them,
@@ -15,51 +13,23 @@ a batch without one has null there.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.json as pj
 
-from kubestream.pipeline.encode.ndjson import dumps_line
+from kubestream.pipeline.encode.events_schema import EVENT_FIELDS as EVENT_FIELDS
+from kubestream.pipeline.encode.events_schema import EVENTS_PARSE_SCHEMA as EVENTS_PARSE_SCHEMA
+from kubestream.pipeline.encode.events_schema import EVENTS_SCHEMA as EVENTS_SCHEMA
+from kubestream.pipeline.encode.events_schema import INVOLVED_FIELDS as INVOLVED_FIELDS
+from kubestream.pipeline.encode.events_schema import KUBERNETES_FIELDS as KUBERNETES_FIELDS
+from kubestream.pipeline.encode.events_schema import STREAM_METADATA_KEY as STREAM_METADATA_KEY
+from kubestream.pipeline.encode.events_schema import events_lines as events_lines
+from kubestream.pipeline.encode.events_schema import events_table_from_lines as events_table_from_lines
 
-_TS = pa.timestamp("us", "UTC")
 _DICT = pa.dictionary(pa.int32(), pa.string())
-
-EVENT_FIELDS: list[tuple[str, pa.DataType]] = [
-    ("uid", pa.string()), ("name", pa.string()), ("namespace", pa.string()),
-    ("resource_version", pa.int64()), ("reason", pa.string()), ("message", pa.string()),
-    ("type", pa.string()), ("action", pa.string()), ("count", pa.int64()), ("count_delta", pa.int64()),
-    ("first_timestamp", _TS), ("last_timestamp", _TS), ("event_time", _TS), ("series_count", pa.int64()),
-    ("reporting_controller", pa.string()), ("reporting_instance", pa.string()),
-    ("source_component", pa.string()), ("source_host", pa.string()), ("api", pa.string()),
-]
-INVOLVED_FIELDS: list[tuple[str, pa.DataType]] = [
-    (name, pa.string()) for name in
-    ("kind", "name", "namespace", "uid", "api_version", "field_path", "resource_version")
-]
-KUBERNETES_FIELDS: list[tuple[str, pa.DataType]] = [
-    ("enrichment", pa.string()), ("namespace", pa.string()), ("object_kind", pa.string()),
-    ("object_name", pa.string()), ("object_uid", pa.string()), ("object_deleted", pa.bool_()),
-    ("pod_name", pa.string()), ("pod_uid", pa.string()), ("pod_ip", pa.string()),
-    ("container_name", pa.string()), ("container_image", pa.string()), ("container_id", pa.string()),
-    ("owner_kind", pa.string()), ("owner_name", pa.string()), ("owner_uid", pa.string()),
-    ("node_name", pa.string()), ("node_ip", pa.string()),
-]
-STREAM_METADATA_KEY = b"kubestream.stream"
-
-EVENTS_PARSE_SCHEMA = pa.schema([
-    ("kind", pa.string()), ("cluster", pa.string()), ("timestamp", _TS),
-    ("event", pa.struct(EVENT_FIELDS)), ("involved", pa.struct(INVOLVED_FIELDS)),
-    ("kubernetes", pa.struct(KUBERNETES_FIELDS)),
-])
-"""What Arrow's JSON reader extracts from an event line (everything else is only in ``record``)."""
-EVENTS_SCHEMA = pa.schema(
-    [pa.field("kind", _DICT), *list(EVENTS_PARSE_SCHEMA)[1:], pa.field("record", pa.string())],
-    metadata={STREAM_METADATA_KEY: b"events"},
-)
-"""The schema of a compacted events file (docs/schema.md)."""
 
 LOG_SCHEMA = pa.schema([
     ("kind", _DICT), ("cluster", _DICT), ("timestamp", pa.timestamp("ns", "UTC")), ("stream", pa.dictionary(pa.int8(), pa.string())),
@@ -74,61 +44,6 @@ _LOG_TEMPLATE = LOG_SCHEMA
 LOG_KUBERNETES_ORDER = [name for name, _ in KUBERNETES_FIELDS] + [
     "namespace_labels", "labels", "annotations", "owners", "node_labels", "services"]
 """Canonical order of the ``kubernetes`` fields of a compacted logs file (the rest follow, sorted)."""
-
-
-# -- events ---------------------------------------------------------------------------------
-
-
-def events_table_from_lines(lines: Sequence[bytes]) -> pa.Table:
-    """The events table of NDJSON lines (one event record each, no newline)."""
-    if not lines:
-        return EVENTS_SCHEMA.empty_table()
-    try:
-        parsed = pj.read_json(
-            io.BytesIO(b"\n".join(lines)),
-            read_options=pj.ReadOptions(use_threads=False, block_size=1 << 26),
-            parse_options=pj.ParseOptions(explicit_schema=EVENTS_PARSE_SCHEMA, unexpected_field_behavior="ignore"),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        # A record whose field has another type than the schema's (hostile or from another
-        # writer): the typed columns of such values are null, the record is kept whole.
-        parsed = pa.Table.from_pylist([_coerced(orjson.loads(line)) for line in lines], schema=EVENTS_PARSE_SCHEMA)
-    columns = [parsed.column(name) for name in EVENTS_PARSE_SCHEMA.names]
-    columns[0] = columns[0].cast(_DICT)
-    return pa.Table.from_arrays([*columns, pa.array(_texts(lines), pa.string())], schema=EVENTS_SCHEMA)
-
-
-def events_lines(records: Iterable[dict[str, Any]]) -> list[bytes]:
-    """NDJSON lines (no newline) of decoded records (protobuf sources)."""
-    return [dumps_line(record).rstrip(b"\n") for record in records]
-
-
-def _texts(lines: Sequence[bytes]) -> list[str]:
-    return [line.decode("utf-8", "replace") for line in lines]
-
-
-def _coerced(record: Any) -> dict[str, Any]:
-    """``record`` reduced to the parse schema's fields, values of the wrong type as null."""
-    return _coerce_struct(record if isinstance(record, dict) else {}, EVENTS_PARSE_SCHEMA)
-
-
-def _coerce_struct(value: dict[str, Any], fields: Iterable[pa.Field]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for field in fields:
-        item = value.get(field.name)
-        if pa.types.is_struct(field.type):
-            out[field.name] = _coerce_struct(item, list(field.type)) if isinstance(item, dict) else None
-        else:
-            out[field.name] = _coerce_scalar(item, field.type)
-    return out
-
-
-def _coerce_scalar(value: Any, type_: pa.DataType) -> Any:
-    try:
-        pa.scalar(value, type_)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-        return None
-    return value
 
 
 # -- logs -----------------------------------------------------------------------------------
@@ -163,7 +78,18 @@ def logs_table_from_ndjson(data: bytes) -> pa.Table:
     if "timestamp_invalid" in columns:
         columns["timestamp_invalid"] = columns["timestamp_invalid"].fill_null(False)
     columns["kubernetes"] = _kubernetes_from_tails(lines)
+    if b'"parsed":' in data:
+        columns["parsed"] = _parsed_from_lines(lines)
     return pa.table(columns)
+
+
+def _parsed_from_lines(lines: list[bytes]) -> pa.Array:
+    """The ``parsed`` column (``logs.parse_json``) as the agent's Parquet has it: JSON text, or null."""
+    values: list[str | None] = []
+    for line in lines:
+        parsed = orjson.loads(line).get("parsed") if b'"parsed":' in line else None
+        values.append(None if parsed is None else orjson.dumps(parsed).decode())
+    return pa.ExtensionArray.from_storage(pa.json_(), pa.array(values, pa.string()))
 
 
 def _kubernetes_from_tails(lines: list[bytes]) -> pa.Array:

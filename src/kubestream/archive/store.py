@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from kubestream.archive.catalog import COMPACTED_DIR, live_keys
-from kubestream.config.settings import Settings
-from kubestream.errors import KubestreamError, SinkError
+from kubestream.config.settings import Settings, SinkSettings
+from kubestream.errors import ConfigError, KubestreamError, SinkError
 from kubestream.sinks.base import Sink, SinkReader
-from kubestream.sinks.factory import make_sink
+from kubestream.sinks.factory import make_destination_sink
 from kubestream.sinks.file import FileSink
 
 _T = TypeVar("_T")
@@ -273,9 +273,18 @@ class ObjectArchive:
         await self.sink.close()
 
 
+def archive_sink_settings(settings: Settings) -> SinkSettings:
+    """Where the archive is: ``settings.archive_destination()`` (the first file or object-store
+    destination; the legacy ``sink:`` is one); ``ConfigError`` when only live outputs are configured."""
+    archive = settings.archive_destination()
+    if archive is None:
+        raise ConfigError("no archive: none of the destinations is a file or object-store sink", key="sinks")
+    return archive
+
+
 def open_archive(settings: Settings) -> ArchiveStore:
-    """The archive of the configured sink; ``ConfigError`` on unusable settings."""
-    sink = make_sink(settings)
+    """The archive of the configuration (``archive_sink_settings``); ``ConfigError`` on unusable settings."""
+    sink = make_destination_sink(archive_sink_settings(settings))
     if isinstance(sink, FileSink):
         return FileArchive(sink)
     return ObjectArchive(sink, settings.state.dir / "compaction")

@@ -2,6 +2,7 @@
 node agent (one simulated node's container log files) against it, a file archive under
 ./kubestream-demo/, live progress, and a summary checked against the simulator's ledgers of every
 event occurrence and every log line it wrote, with the API requests each agent made.
+``--metadata-source kubelet`` has the node agent read its pods from the simulated node's kubelet.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from kubestream.cli.demo_logs import (
     NODE_USER,
     busiest_pod,
     check_logs,
+    format_kubelet_requests,
     format_requests,
+    kubelet_requests_by_user,
     log_keys,
     node_agent_settings,
     node_writer,
@@ -39,6 +42,7 @@ from kubestream.config.settings import (
     BatchSettings,
     EventsSettings,
     FileSinkSettings,
+    KubeletSettings,
     KubeSettings,
     LogSettings,
     ServerSettings,
@@ -47,7 +51,7 @@ from kubestream.config.settings import (
     StateSettings,
 )
 from kubestream.obs.logging import setup_logging
-from kubestream.sim.accounting import RequestRecord
+from kubestream.sim.accounting import KubeletRecord, RequestRecord
 from kubestream.sim.nodes.log_ledger import LogLedger
 from kubestream.sim.nodes.logfiles import NodeLogWriter
 from kubestream.sim.server import SimConfig, SimServer
@@ -78,6 +82,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
     p.add_argument("--out", type=Path, default=Path("kubestream-demo"), help="output folder (default ./kubestream-demo)")
     p.add_argument("--catch-up", type=float, default=30.0, help="max seconds to wait for the archive to catch up")
+    p.add_argument("--metadata-source", choices=("apiserver", "kubelet"), default="apiserver",
+                   help="where the node agent reads its pods: a pod watch on the API server (default) or "
+                        "the node's kubelet (GET /pods)")
     return p.parse_args(argv)
 
 
@@ -141,7 +148,8 @@ def _write_config(path: Path, settings: Settings) -> None:
 
 async def _run(args: argparse.Namespace, out: Path, stream: TextIO) -> int:
     tokens = (secrets.token_hex(16), secrets.token_hex(16))
-    server = SimServer(SimConfig(tokens={tokens[0]: EVENTS_USER, tokens[1]: NODE_USER}))
+    server = SimServer(SimConfig(tokens={tokens[0]: EVENTS_USER, tokens[1]: NODE_USER},
+                                 kubelets=args.metadata_source == "kubelet"))
     server.start()
     try:
         with tempfile.TemporaryDirectory(prefix="kubestream-demo-node-") as node_dir:
@@ -157,15 +165,22 @@ async def _run_agents(args: argparse.Namespace, out: Path, server: SimServer, to
     events_token, node_token = tokens
     settings = demo_settings(out, server.write_kubeconfig(out / "kubeconfig", events_token))
     _write_config(out / "kubestream.yaml", settings)
+    # Both agents write into it; each checks its sink at start, and the node agent may start
+    # before the events collector has created the folder.
+    (out / "archive").mkdir(exist_ok=True)
     workload = Workload(server.cluster, WorkloadConfig(seed=args.seed, events_per_s=args.rate), EventLedger())
     events = Agent(settings)
     events_task = asyncio.create_task(events.run(), name="events-collector")
     workload.step()  # the first tick creates the nodes; the writer follows the first one
     workload.start()
     node = workload.node_names[0]
+    if server.config.kubelets:
+        # Serve the node's kubelet (its address goes into the Node's status) before the node
+        # agent looks it up, as a real node's kubelet runs before any DaemonSet pod on it.
+        await asyncio.to_thread(server.kubelet, node)
     writer = node_writer(node_dir, node, server.cluster, seed=args.seed, lines_per_s=args.log_rate)
     node_settings = node_agent_settings(out, server.write_kubeconfig(out / "node-agent.kubeconfig", node_token),
-                                        writer)
+                                        writer, _kubelet_settings(out, server, node_token))
     _write_config(out / "node-agent.yaml", node_settings)
     node_agent = Agent(node_settings)
     agents = _Agents(events_task, asyncio.create_task(node_agent.run(), name="node-agent"), workload, writer)
@@ -182,8 +197,21 @@ async def _run_agents(args: argparse.Namespace, out: Path, server: SimServer, to
         events.request_stop()
         node_agent.request_stop()
         codes = [await events_task, await agents.node_task]
-    ok = _summary(out, workload.ledger, writer.ledger, server.requests.records(), time.monotonic() - started, stream)
+    ok = _summary(out, workload.ledger, writer.ledger, server.requests.records(), time.monotonic() - started, stream,
+                  server.kubelet_requests.records() if server.config.kubelets else None)
     return next((code for code in codes if code), 0 if ok else 1)
+
+
+def _kubelet_settings(out: Path, server: SimServer, token: str) -> KubeletSettings | None:
+    """How the node agent reaches its kubelet (None: it watches the API server): the simulator's
+    kubelet CA and the node agent's own token, in files as a pod's service account has them."""
+    ca = server.kubelet_ca_path
+    if ca is None:
+        return None
+    token_file = out / "node-agent.token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    return KubeletSettings(ca_file=ca, token_file=token_file, refresh_s=5.0)
 
 
 def _archived_lines(root: Path) -> set[tuple[str, str, str, int]]:
@@ -216,7 +244,7 @@ async def _catch_up(args: argparse.Namespace, out: Path, agents: _Agents) -> Non
 
 
 def _summary(out: Path, ledger: EventLedger, log_ledger: LogLedger, requests: list[RequestRecord], elapsed: float,
-             stream: TextIO) -> bool:
+             stream: TextIO, kubelet: list[KubeletRecord] | None = None) -> bool:
     """Print the summary; True if both archives match their ledgers."""
     archive = out / "archive"
     records = read_archive(archive / "events")
@@ -248,12 +276,20 @@ kubestream demo finished in {elapsed:.1f} s
   enriched:  {", ".join(f"{k} {v}" for k, v in logs.enrichment.most_common())}
   API requests:
     events collector: {format_requests(by_agent.get(EVENTS_USER, {}))}
-    node agent:       {format_requests(by_agent.get(NODE_USER, {}))}
+    node agent:       {format_requests(by_agent.get(NODE_USER, {}))}{_kubelet_line(kubelet)}
   files:     {example}
 next:
 {_next_steps(out, files, busiest_pod(log_ledger))}
   config used: {out / 'kubestream.yaml'} and {out / 'node-agent.yaml'}""", file=stream)
     return matches and logs.ok
+
+
+def _kubelet_line(records: list[KubeletRecord] | None) -> str:
+    """The node agent's kubelet requests, in kubelet mode (an empty string otherwise)."""
+    if records is None:
+        return ""
+    requests = kubelet_requests_by_user(records).get(NODE_USER, Counter())
+    return f"\n    node agent → its kubelet: {format_kubelet_requests(requests)}"
 
 
 def _kubestream_command() -> str:

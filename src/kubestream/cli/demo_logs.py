@@ -13,6 +13,7 @@ from kubestream.config.settings import (
     BatchSettings,
     EventsSettings,
     FileSinkSettings,
+    KubeletSettings,
     KubeSettings,
     LogSettings,
     LogsSettings,
@@ -21,7 +22,7 @@ from kubestream.config.settings import (
     SinkSettings,
     StateSettings,
 )
-from kubestream.sim.accounting import RequestRecord
+from kubestream.sim.accounting import KubeletRecord, RequestRecord
 from kubestream.sim.nodes.log_ledger import LogLedger
 from kubestream.sim.nodes.logfiles import NodeLogConfig, NodeLogWriter, PodLister, extract_seqs
 
@@ -44,14 +45,17 @@ def node_writer(pods_dir: Path, node: str, cluster: PodLister, *, seed: int, lin
         cluster=cluster)
 
 
-def node_agent_settings(out: Path, kubeconfig: Path, writer: NodeLogWriter) -> Settings:
-    """The node agent's configuration: logs only, for the writer's node, into the demo's archive."""
+def node_agent_settings(out: Path, kubeconfig: Path, writer: NodeLogWriter,
+                        kubelet: KubeletSettings | None = None) -> Settings:
+    """The node agent's configuration: logs only, for the writer's node, into the demo's archive;
+    with ``kubelet``, its pods come from the node's kubelet (``logs.metadata_source: kubelet``)."""
     config = writer.config
+    source = {"metadata_source": "kubelet", "kubelet": kubelet} if kubelet is not None else {}
     return Settings(
         kube=KubeSettings(kubeconfig=str(kubeconfig)),
         events=EventsSettings(enabled=False),
         logs=LogsSettings(enabled=True, node_name=config.node, pods_dir=config.root,
-                          containers_dir=config.links_dir, sweep_interval_s=1.0),
+                          containers_dir=config.links_dir, sweep_interval_s=1.0, **source),
         batch=BatchSettings(max_records=2000, max_age_s=2.0),
         # Its own stream uid: two writers into one archive never share an object name.
         sink=SinkSettings(type="file", stream_uid="demo-node", file=FileSinkSettings(dir=out / "archive")),
@@ -131,6 +135,19 @@ def requests_by_agent(records: list[RequestRecord]) -> dict[str, dict[str, Count
             resource += f"[{r.field_selector}]"
         out.setdefault(r.user, {}).setdefault(r.verb, Counter())[resource] += 1
     return out
+
+
+def kubelet_requests_by_user(records: list[KubeletRecord]) -> dict[str, Counter[str]]:
+    """User → "GET /pods"-style request → count, for the kubelets the simulator serves."""
+    out: dict[str, Counter[str]] = {}
+    for r in records:
+        out.setdefault(r.user, Counter())[f"{r.verb} {r.path.partition('?')[0]}"] += 1
+    return out
+
+
+def format_kubelet_requests(requests: Counter[str]) -> str:
+    """``"GET /pods 6"``, or ``"none"``."""
+    return ", ".join(f"{name} {n}" for name, n in sorted(requests.items())) or "none"
 
 
 def format_requests(by_verb: dict[str, Counter[str]]) -> str:

@@ -46,7 +46,10 @@ def add_archive_options(parser: argparse.ArgumentParser, *, since_default: str |
     where.add_argument("--region", default=None, help="with --archive s3://: the bucket's region")
     where.add_argument("--cluster", default=None, metavar="NAME",
                        help="only this cluster's records (an archive several clusters share: only its "
-                            "cluster=NAME partitions are listed)")
+                            "cluster=NAME partitions are listed; with --config of an agent that writes "
+                            "cluster.partition, its cluster.name by default)")
+    where.add_argument("--all-clusters", action="store_true",
+                       help="every cluster's records, even with --config of a partitioned agent")
     window = parser.add_argument_group("time window (partitions outside it are neither listed nor read)")
     window.add_argument("--since", default=since_default, metavar="WHEN",
                         help="start: a duration back from now (2h, 30m, 1d) or an RFC 3339 time"
@@ -68,17 +71,30 @@ def add_query_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     query.add_argument("sql", metavar="SQL", help='e.g. "select reason, sum(count_delta) from events group by 1"')
 
 
-def resolve_location(args: argparse.Namespace) -> ArchiveLocation:
-    """The archive ``--archive``/``--config`` (or their environment variables) name."""
+def resolve_archive(args: argparse.Namespace) -> tuple[ArchiveLocation, str | None]:
+    """The archive ``--archive``/``--config`` name, and the cluster to read (None: every one).
+
+    ``--cluster`` wins. Otherwise an agent's configuration that partitions by cluster names its own
+    cluster: ``query --config prod.yaml`` is about prod, even in a bucket several clusters share.
+    Without ``cluster.partition`` there is no default: rows from before the ``cluster`` field (NULL)
+    would be filtered out of an archive only one cluster writes.
+    """
     if args.archive and args.config:
         raise ConfigError("pass --config or --archive, not both")
+    if args.cluster and getattr(args, "all_clusters", False):
+        raise ConfigError("pass --cluster or --all-clusters, not both")
     url = args.archive or (None if args.config else os.environ.get(ARCHIVE_ENV))
     if url:
-        return location_from_url(url, endpoint=args.endpoint, region=args.region)
+        return location_from_url(url, endpoint=args.endpoint, region=args.region), args.cluster
     path = args.config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
     if path is None:
         raise ConfigError(f"no archive: pass --archive URL or --config FILE (or set ${ARCHIVE_ENV} / ${CONFIG_ENV})")
-    return location_from_sink(load_config(path).settings.sink)
+    settings = load_config(path).settings
+    cluster = args.cluster
+    if cluster is None and not getattr(args, "all_clusters", False) and settings.cluster.partition:
+        cluster = settings.cluster.name
+    # The archive is the first file/object-store destination (Settings.archive_destination).
+    return location_from_sink(settings.archive_destination() or settings.sink), cluster
 
 
 def output_format(args: argparse.Namespace, out: TextIO) -> str:
@@ -109,13 +125,13 @@ def query_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     stream = out or sys.stdout
 
     def body() -> int:
-        location = resolve_location(args)
+        location, cluster = resolve_archive(args)
         window = TimeWindow.parse(args.since, args.until)
-        archive, cursor = run_query(location, window, args.sql, args.cluster)
+        archive, cursor = run_query(location, window, args.sql, cluster)
         columns = [d[0] for d in cursor.description or []]
         rows = write_rows(output_format(args, stream), columns, rows_of(cursor), stream)
         if args.explain:
-            explain(location, window, archive.loaded.describe(), rows, args.cluster)
+            explain(location, window, archive.loaded.describe(), rows, cluster)
         return EXIT_OK
 
     return guarded("query", body)

@@ -13,7 +13,7 @@ from kubestream.cli.query import (
     explain,
     guarded,
     output_format,
-    resolve_location,
+    resolve_archive,
 )
 from kubestream.errors import ConfigError
 from kubestream.query.engine import Archive, rows_of
@@ -47,9 +47,9 @@ def timeline_command(args: argparse.Namespace, out: TextIO | None = None) -> int
 
     def body() -> int:
         target = parse_target(args.target, args.namespace)
-        location = resolve_location(args)
+        location, cluster = resolve_archive(args)
         window = TimeWindow.parse(args.since, args.until)
-        archive = Archive(location, window, args.cluster)
+        archive = Archive(location, window, cluster)
         archive.load(["events", "logs"])
         rows = list(rows_of(archive.execute(timeline_sql(target, limit=args.limit))))
         if args.html is not None:
@@ -61,7 +61,7 @@ def timeline_command(args: argparse.Namespace, out: TextIO | None = None) -> int
                 raise ConfigError(f"cannot write {args.html}: {exc.strerror or exc}", key="--html") from exc
         count = write_rows(output_format(args, stream), list(COLUMNS), rows, stream)
         if args.explain:
-            explain(location, window, archive.loaded.describe(), count, args.cluster)
+            explain(location, window, archive.loaded.describe(), count, cluster)
         return EXIT_OK
 
     return guarded("timeline", body)

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from kubestream.config.loader import LoadedConfig, load_config
-from kubestream.config.settings import Settings
+from kubestream.config.settings import Settings, SinkSettings
 from kubestream.errors import SinkError, SinkFatalError
 
 EXIT_OK = 0
@@ -63,18 +63,23 @@ def summary(loaded: LoadedConfig) -> str:
         f"  events:   {'enabled' if s.events.enabled else 'disabled'} api={s.events.api} since={s.events.since}",
         f"  batch:    max_records={s.batch.max_records} max_bytes={s.batch.max_bytes} max_age_s={s.batch.max_age_s:g}",
         f"  encoding: {encoding} + {s.encoding.compression}",
-        f"  sink:     {_sink_summary(s)}",
+        *([f"  sink:     {_sink_summary(s.sink)}"] if not s.sinks else
+          [f"  sinks[{i}]: {d.name} streams={','.join(d.streams)} {_sink_summary(d)}"
+           + (" (the archive)" if d == s.archive_destination() else "") for i, d in enumerate(s.sinks)]),
         f"  state:    {s.state.dir} (spool {s.spool_dir})",
         "  server:   " + (f"{s.server.host}:{s.server.port}" if s.server.enabled else "disabled"),
     ]
     return "\n".join(lines)
 
 
-def _sink_summary(s: Settings) -> str:
-    sink = s.sink
+def _sink_summary(sink: SinkSettings) -> str:
     common = f"prefix={sink.prefix!r} stream_uid={sink.stream_uid}"
     if sink.type == "file":
         return f"file dir={sink.file.dir} {common}"
+    if sink.type == "otlp":
+        return f"otlp {sink.otlp.endpoint}"
+    if sink.type == "http":
+        return f"http {sink.http.url}"
     where = f"s3://{sink.s3.bucket}"
     if sink.s3.endpoint_url:
         where += f" endpoint={sink.s3.endpoint_url}"
@@ -86,14 +91,18 @@ def _sink_summary(s: Settings) -> str:
 async def _check_sink(settings: Settings) -> str:
     # Imported here: the sinks pull in their client libraries, which plain validation skips.
     from kubestream.obs.metrics import Metrics
-    from kubestream.sinks.factory import make_sink
+    from kubestream.sinks.factory import make_destination_sink
 
-    sink = make_sink(settings, Metrics())
-    try:
-        await sink.check()
-    finally:
-        await sink.close()
-    return str(sink.name)
+    names = []
+    destinations: list[SinkSettings] = list(settings.sinks) or [settings.sink]
+    for destination in destinations:
+        sink = make_destination_sink(destination, Metrics())
+        try:
+            await sink.check()
+        finally:
+            await sink.close()
+        names.append(str(sink.name))
+    return ", ".join(names)
 
 
 def _one_line(exc: BaseException) -> str:

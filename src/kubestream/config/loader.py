@@ -21,7 +21,7 @@ from pydantic_core import ErrorDetails
 from kubestream.config import k8stream
 from kubestream.config.durations import parse_duration, parse_since
 from kubestream.config.interpolate import format_key_path, interpolate_tree
-from kubestream.config.settings import Settings
+from kubestream.config.settings import Settings, SinkSettings
 from kubestream.config.suggest import closest
 from kubestream.errors import ConfigError
 
@@ -124,43 +124,72 @@ def check_settings(settings: Settings) -> None:
         # let both export at once.
         raise ConfigError(f"must be below leader_election.lease_duration_s ({election.lease_duration_s:g})",
                           key="leader_election.renew_deadline_s")
-    _check_s3(settings)
-    _check_gcs(settings)
-    _check_azure(settings)
+    _check_s3(settings.sink, "sink")
+    _check_gcs(settings.sink, "sink")
+    _check_azure(settings.sink, "sink")
+    _check_destinations(settings)
 
 
-def _check_s3(settings: Settings) -> None:
-    s3 = settings.sink.s3
-    if settings.sink.type == "s3" and not s3.bucket:
-        raise ConfigError('required when sink.type is "s3"', key="sink.s3.bucket")
+def _check_destinations(settings: Settings) -> None:
+    """``sinks:``: names unique, every destination takes a stream, its filter fits its streams,
+    and each one's own sink section passes the checks a single ``sink:`` does."""
+    if settings.sinks and "sink" in settings.model_fields_set:
+        raise ConfigError("set sink (one destination) or sinks (several), not both", key="sinks")
+    seen: set[str] = set()
+    for index, destination in enumerate(settings.sinks):
+        at = f"sinks[{index}]"
+        if destination.name in seen:
+            raise ConfigError(f"duplicate destination name {destination.name!r}", key=f"{at}.name")
+        seen.add(destination.name)
+        if not destination.streams:
+            raise ConfigError("the destination takes no stream: list events, logs or both", key=f"{at}.streams")
+        if destination.retry_initial_s > destination.retry_max_s:
+            raise ConfigError(f"must not exceed {at}.retry_max_s ({destination.retry_max_s})",
+                              key=f"{at}.retry_initial_s")
+        if "logs" in destination.streams:
+            for option in destination.filter.events_only_fields():
+                raise ConfigError("applies to event records only, and this destination takes logs "
+                                  "(set streams: [events])", key=f"{at}.filter.{option}")
+        if destination.encoding is not None and not destination.is_archive_type:
+            raise ConfigError(f"only for file and object-store destinations (type is {destination.type!r})",
+                              key=f"{at}.encoding")
+        _check_s3(destination, at)
+        _check_gcs(destination, at)
+        _check_azure(destination, at)
+
+
+def _check_s3(sink: SinkSettings, at: str) -> None:
+    s3 = sink.s3
+    if sink.type == "s3" and not s3.bucket:
+        raise ConfigError(f'required when {at}.type is "s3"', key=f"{at}.s3.bucket")
     if (s3.access_key_id is None) != (s3.secret_access_key is None):
-        missing = "sink.s3.secret_access_key" if s3.secret_access_key is None else "sink.s3.access_key_id"
+        missing = f"{at}.s3.secret_access_key" if s3.secret_access_key is None else f"{at}.s3.access_key_id"
         raise ConfigError("set both access_key_id and secret_access_key, or neither", key=missing)
     if s3.sse_kms_key_id is not None and s3.sse != "aws:kms":
-        raise ConfigError('only valid with sink.s3.sse: "aws:kms"', key="sink.s3.sse_kms_key_id")
+        raise ConfigError(f'only valid with {at}.s3.sse: "aws:kms"', key=f"{at}.s3.sse_kms_key_id")
 
 
-def _check_gcs(settings: Settings) -> None:
-    gcs = settings.sink.gcs
-    if settings.sink.type == "gcs" and not gcs.bucket:
-        raise ConfigError('required when sink.type is "gcs"', key="sink.gcs.bucket")
+def _check_gcs(sink: SinkSettings, at: str) -> None:
+    gcs = sink.gcs
+    if sink.type == "gcs" and not gcs.bucket:
+        raise ConfigError(f'required when {at}.type is "gcs"', key=f"{at}.gcs.bucket")
     if gcs.service_account_path is not None and gcs.application_credentials_path is not None:
         raise ConfigError("set service_account_path or application_credentials_path, not both",
-                          key="sink.gcs.application_credentials_path")
+                          key=f"{at}.gcs.application_credentials_path")
 
 
-def _check_azure(settings: Settings) -> None:
-    azure = settings.sink.azure
-    if settings.sink.type != "azure":
+def _check_azure(sink: SinkSettings, at: str) -> None:
+    azure = sink.azure
+    if sink.type != "azure":
         return
     if not azure.container:
-        raise ConfigError('required when sink.type is "azure"', key="sink.azure.container")
+        raise ConfigError(f'required when {at}.type is "azure"', key=f"{at}.azure.container")
     # The connection string may hold the account; the sink checks what it actually supplies.
     if not azure.account and azure.connection_string is None and not azure.use_emulator:
-        raise ConfigError('required when sink.type is "azure" (or set connection_string or use_emulator)',
-                          key="sink.azure.account")
+        raise ConfigError(f'required when {at}.type is "azure" (or set connection_string or use_emulator)',
+                          key=f"{at}.azure.account")
     if azure.access_key is not None and azure.sas_token is not None:
-        raise ConfigError("set access_key or sas_token, not both", key="sink.azure.sas_token")
+        raise ConfigError("set access_key or sas_token, not both", key=f"{at}.azure.sas_token")
 
 
 # --- reading and parsing ---------------------------------------------------------------------

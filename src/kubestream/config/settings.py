@@ -23,6 +23,10 @@ class _Section(BaseModel):
                               use_attribute_docstrings=True)
 
 
+# After _Section: the output settings build on it (and the package imports this module first).
+from kubestream.config.outputs import HttpSinkSettings, OtlpSinkSettings  # noqa: E402
+
+
 class KubeSettings(_Section):
     """How to reach the Kubernetes API (through the official ``kubernetes.aio`` client)."""
 
@@ -80,6 +84,18 @@ class ClusterSettings(_Section):
         return name
 
 
+class EventMetricsSettings(_Section):
+    """``kubestream_kube_events_total``: occurrences of exported events as a Prometheus counter."""
+
+    enabled: bool = True
+    max_reasons: int = Field(100, ge=1)
+    """Distinct ``reason`` label values; reasons seen after this many are counted as "other"."""
+    max_namespaces: int = Field(100, ge=1)
+    """Distinct ``namespace`` label values; later ones are counted as "other"."""
+    max_kinds: int = Field(50, ge=1)
+    """Distinct ``involved_kind`` label values; later ones are counted as "other"."""
+
+
 class EventsSettings(_Section):
     """The Events source (one collector per cluster)."""
 
@@ -99,6 +115,7 @@ class EventsSettings(_Section):
     """First start only: "now" (export only occurrences from now on), "retained" (everything the
     API still retains), or a duration such as "15m", "2h" (occurrences newer than that). Later
     starts always catch up from the saved state."""
+    metrics: EventMetricsSettings = Field(default_factory=EventMetricsSettings)
 
 
 class EnrichSettings(_Section):
@@ -135,7 +152,8 @@ class BatchSettings(_Section):
 
 class EncodingSettings(_Section):
     format: Literal["ndjson", "protobuf", "parquet"] = "ndjson"
-    """parquet: logs only (zstd inside the file; ``compression`` is ignored)."""
+    """parquet: events and logs, one Parquet file per batch (zstd inside the file at ``zstd_level``;
+    ``compression`` is ignored, the extension is ``parquet``; events in the compacted schema)."""
     compression: Literal["gzip", "zstd", "none"] = "gzip"
     gzip_level: int = Field(1, ge=0, le=9)
     zstd_level: int = Field(1, ge=1, le=22)
@@ -208,7 +226,8 @@ class AzureSinkSettings(_Section):
 
 
 class SinkSettings(_Section):
-    type: Literal["file", "s3", "gcs", "azure"] = "file"
+    type: Literal["file", "s3", "gcs", "azure", "otlp", "http"] = "file"
+    """file, s3, gcs, azure: an archive (exactly once); otlp, http: live outputs (at least once)."""
     prefix: str = ""
     """Leading path of every object key, e.g. "prod/eu-1"."""
     stream_uid: str = "kubestream"
@@ -217,8 +236,67 @@ class SinkSettings(_Section):
     s3: S3SinkSettings = Field(default_factory=S3SinkSettings)
     gcs: GCSSinkSettings = Field(default_factory=GCSSinkSettings)
     azure: AzureSinkSettings = Field(default_factory=AzureSinkSettings)
+    otlp: OtlpSinkSettings = Field(default_factory=OtlpSinkSettings)
+    http: HttpSinkSettings = Field(default_factory=HttpSinkSettings)
     retry_initial_s: float = Field(0.5, gt=0)
     retry_max_s: float = Field(60.0, gt=0)
+
+
+ARCHIVE_TYPES: tuple[str, ...] = ("file", "s3", "gcs", "azure")
+"""Destination types that hold an archive (deterministic keys, readable back, exactly once)."""
+LEGACY_DESTINATION = "archive"
+"""The name of the one destination a single ``sink:`` section configures."""
+_DESTINATION_NAME = r"^[a-z0-9-]+$"
+_STREAMS: tuple[Literal["events", "logs"], ...] = ("events", "logs")
+
+
+class DestinationFilter(_Section):
+    """Which records of its streams a destination takes (every record when all are empty)."""
+
+    namespaces_include: list[str] = Field(default_factory=list)
+    """Glob patterns of namespaces to take (empty: all)."""
+    namespaces_exclude: list[str] = Field(default_factory=list)
+    """Glob patterns of namespaces to leave out (wins over ``namespaces_include``)."""
+    types: list[str] = Field(default_factory=list)
+    """Events only: these event types, e.g. ["Warning"] (empty: all)."""
+    reasons: list[str] = Field(default_factory=list)
+    """Events only: these reasons (empty: all)."""
+    involved_kinds: list[str] = Field(default_factory=list)
+    """Events only: events whose involved object has one of these kinds (empty: all)."""
+    pod_selector: str | None = None
+    """Label selector (Kubernetes syntax) on the labels of the record's object (the pod of a log
+    line, the involved object of an event)."""
+
+    def events_only_fields(self) -> list[str]:
+        """The options set here that mean nothing for log records."""
+        return [name for name in ("types", "reasons", "involved_kinds") if getattr(self, name)]
+
+
+class DestinationSettings(SinkSettings):
+    """One destination of ``sinks:``: a sink, the streams and records it takes, how they are
+    encoded and split, and what happens when it falls behind."""
+
+    name: str = Field(LEGACY_DESTINATION, pattern=_DESTINATION_NAME, max_length=63)
+    """Unique name (``[a-z0-9-]+``): labels its metrics and its pending parts in the spool."""
+    streams: list[Literal["events", "logs"]] = Field(default_factory=lambda: list(_STREAMS))
+    """The streams it takes."""
+    encoding: EncodingSettings | None = None
+    """Archive types: the encoding of its objects (default: the top-level ``encoding``)."""
+    filter: DestinationFilter = Field(default_factory=DestinationFilter)
+    max_records: int | None = Field(None, ge=1)
+    """At most this many records per payload: a larger closed batch is split into parts (default: no limit)."""
+    max_bytes: int | None = Field(None, ge=1024)
+    """Payloads larger than this (encoded) are split into parts (default: no limit)."""
+    on_full: Literal["block", "drop"] = "block"
+    """When its pending parts reach ``max_pending_bytes``: ``block`` pauses the sources (every
+    destination waits for it); ``drop`` drops its own oldest pending parts (counted)."""
+    max_pending_bytes: int | None = Field(None, ge=1024)
+    """Bound of its undelivered parts (default: ``spool.max_bytes``)."""
+
+    @property
+    def is_archive_type(self) -> bool:
+        """Whether it is an object store or files with deterministic keys."""
+        return self.type in ARCHIVE_TYPES
 
 
 class StateSettings(_Section):
@@ -262,6 +340,23 @@ class MultilineRule(_Section):
     """Apply to these namespaces (empty: all)."""
     containers: list[str] = Field(default_factory=list)
     """Apply to containers with these names (empty: all)."""
+
+
+class LogJsonSettings(_Section):
+    """Log messages that are a JSON object become a nested ``parsed`` field."""
+
+    enabled: bool = False
+    """The default for every container (``namespaces`` and the pod annotation override it)."""
+    namespaces: dict[str, bool] = Field(default_factory=dict)
+    """Per-namespace override of ``enabled``, e.g. ``{payments: true, legacy: false}``."""
+    annotation: str = "kubestream.io/parse-json"
+    """Pod annotation: "true"/"false" for all its containers, or "<container>=true;<container>=false"."""
+    keep_message: bool = True
+    """Keep the raw ``message`` of a parsed line (false: only ``parsed`` is written)."""
+    max_bytes: int = Field(64 * 1024, ge=2)
+    """Messages longer than this (UTF-8 bytes) are not parsed (``result="too_large"``)."""
+    max_depth: int = Field(32, ge=1, le=512)
+    """Objects nested deeper than this are not parsed (``result="too_deep"``)."""
 
 
 class KubeletSettings(_Section):
@@ -315,6 +410,7 @@ class LogsSettings(_Section):
     """Pod annotation: a start pattern for all its containers, or "<container>=<pattern>;..."."""
     multiline: list[MultilineRule] = Field(default_factory=list)
     multiline_timeout_s: float = Field(1.0, gt=0)
+    parse_json: LogJsonSettings = Field(default_factory=LogJsonSettings)
     partial_expiry_s: float = Field(5.0, gt=0)
     """An unfinished partial line (CRI P without F, docker log without newline) is emitted as it is
     after this long without new data (an exited container never writes its end)."""
@@ -377,6 +473,10 @@ class CompactionSettings(_Section):
     """The streams to compact."""
     zstd_level: int = Field(3, ge=1, le=22)
     """zstd level of the compacted Parquet files."""
+    interval_s: float | None = Field(None, ge=10)
+    """Unset: compaction runs only as ``kubestream compact``. Set: the events collector also compacts
+    the archive about this often (±10 % jitter; only the leader when leader election is on), the
+    same work as the command, safe to interrupt at any point."""
 
 
 class Settings(_Section):
@@ -391,12 +491,25 @@ class Settings(_Section):
     batch: BatchSettings = Field(default_factory=BatchSettings)
     encoding: EncodingSettings = Field(default_factory=EncodingSettings)
     sink: SinkSettings = Field(default_factory=SinkSettings)
+    sinks: list[DestinationSettings] = Field(default_factory=list)
     state: StateSettings = Field(default_factory=StateSettings)
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
     compaction: CompactionSettings = Field(default_factory=CompactionSettings)
+
+    def destinations(self) -> list[DestinationSettings]:
+        """The configured destinations: ``sinks``, or the one ``sink`` (named ``archive``)."""
+        if self.sinks:
+            return list(self.sinks)
+        legacy = self.sink.model_dump(round_trip=True)
+        return [DestinationSettings.model_validate({**legacy, "name": LEGACY_DESTINATION})]
+
+    def archive_destination(self) -> DestinationSettings | None:
+        """The archive: the first file/object-store destination. It is what an HA takeover reads
+        back and what the query commands read by default; None when no destination is one."""
+        return next((d for d in self.destinations() if d.is_archive_type), None)
 
     @property
     def spool_dir(self) -> Path:

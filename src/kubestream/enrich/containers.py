@@ -86,6 +86,9 @@ class ContainerMetadata(Generic[X]):
     """What the stream derived from the same pod (see ``Derive``)."""
     pod_rv: int
     built_at: float
+    generation: int = 0
+    """The enricher's ``metadata_generation`` when built (a node agent's fetched metadata changed
+    since: rebuild)."""
     users: int = 0
     """Open files (or other users) of this container; the entry is kept while > 0."""
     released_at: float | None = None
@@ -118,7 +121,8 @@ class ContainerMetadataCache(Generic[X]):
         rv = pod.rv if pod is not None else -1
         now = self._clock()
         if entry is not None:
-            fresh = entry.pod_rv == rv and now - entry.built_at < REFRESH_S
+            fresh = (entry.pod_rv == rv and now - entry.built_at < REFRESH_S
+                     and entry.generation == self._generation())
             # The pod left the caches: the last block that knew it stays right.
             gone = pod is None and entry.pod_rv >= 0
             if fresh or gone:
@@ -184,4 +188,10 @@ class ContainerMetadataCache(Generic[X]):
         namespaces = self._enricher.namespaces if self._enricher is not None else None
         namespace = namespaces.get_by_name(None, address.namespace) if namespaces is not None else None
         extra = self._derive(address, pod, namespace)
-        return ContainerMetadata(ContainerMeta.build(block), extra, pod.rv if pod is not None else -1, now)
+        return ContainerMetadata(ContainerMeta.build(block), extra, pod.rv if pod is not None else -1, now,
+                                 self._generation())
+
+    def _generation(self) -> int:
+        # Only the real Enricher has one (stand-ins in benchmarks need not).
+        generation: int = getattr(self._enricher, "metadata_generation", 0)
+        return generation

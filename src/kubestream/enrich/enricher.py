@@ -14,9 +14,12 @@ Events and logs get the same block from here (logs through ``enrich.containers``
 once per container). Label/annotation values are cut to ``enrich.value_max_bytes`` when a block
 is built; the cut ones are listed in ``truncated_values``.
 
-A logs-only node agent with ``logs.metadata_source: kubelet`` has no pod reflector: its pod store
-is fed from its kubelet's ``/pods`` (enrich/kubelet_pods.py), and a lookup of an unknown UID asks
-for a refresh; every other cache stays on the API server.
+A node agent (``node_name`` set: logs only) watches nothing cluster-wide: its pods (a node-scoped
+watch, or with ``logs.metadata_source: kubelet`` its kubelet's ``/pods``, enrich/kubelet_pods.py)
+decide what else is asked for (enrich/node_scope.py): the owners and namespaces of those pods are
+fetched one by one (enrich/lookups.py) into the same stores, and services are watched only in the
+namespaces those pods run in. The events collector (or an agent running both sources) keeps one
+cluster-wide reflector per kind.
 
 Misses are counted in ``kubestream_enrichment_misses_total{source,kind}`` here, with the
 ``source`` the caller passes (defaults: "events" for ``for_object``, "logs" for ``for_pod``), and
@@ -27,7 +30,10 @@ text "records whose object was not in the caches".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -35,6 +41,8 @@ from typing import Any, Generic, TypeVar
 from kubestream.config.settings import Settings
 from kubestream.enrich.fieldpath import container_from_field_path
 from kubestream.enrich.kubelet_pods import KubeletPods, PodLister
+from kubestream.enrich.lookups import FetchedObjects, Key
+from kubestream.enrich.node_scope import NodeScope
 from kubestream.enrich.owners import NOT_CACHED, NotCached, OwnerChain, walk
 from kubestream.enrich.valuecap import ValueCap
 from kubestream.kube.client import KubeClient
@@ -62,7 +70,14 @@ MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 """On a static pod's mirror pod: the static pod's hash uid (its log directory's and events' uid)."""
 
 SETTLE_S = 3.0
-"""Kubelet mode: the longest a new pod's first log lines wait for the /pods read they trigger."""
+"""The longest a new pod's first log lines wait for its metadata: the /pods read they trigger
+(kubelet mode) or the pod watch's ADDED (API server mode), then its owners and namespace."""
+NEW_POD_DIR_S = 30.0
+"""API server mode: only a pod directory changed this recently is a plausibly new pod whose lines
+wait for the pod watch (files of long-gone pods found at start-up never wait)."""
+SYNC_LOOKUPS_S = 5.0
+"""A node agent's ``synced`` also waits (at most this long) for the first answers of the owner and
+namespace lookups and the service lists its pods need."""
 
 PODS = ResourceRef("", "v1", "pods")
 NODES = ResourceRef("", "v1", "nodes")
@@ -125,6 +140,16 @@ class Enricher:
         self.workloads: dict[str, ObjectStore[WorkloadInfo]] = {}
         self.kubelet: KubeletPods | None = None
         """The pod source in kubelet mode (``logs.metadata_source: kubelet``): no pod reflector then."""
+        self.node_scope: NodeScope | None = None
+        """A node agent's lookups and per-namespace service watches (None when cluster-wide)."""
+        self.metadata_generation = 0
+        """Incremented whenever a node agent's fetched owners, namespaces or services change, so
+        per-container blocks built before an answer arrived are rebuilt."""
+        self._pod_waiters: dict[str, asyncio.Future[None]] = {}
+        self._seen_at: dict[str, float] = {}
+        """Node agent: pod UID → when it was first looked up in vain or first stored; a new pod's
+        lines wait at most until then + ``SETTLE_S`` (pods arriving together share the bound)."""
+        self._settled: set[str] = set()
         if self._enrich.enabled:
             self._build_caches()
 
@@ -139,17 +164,71 @@ class Enricher:
             self.pods = self._kubelet_pods()
         else:
             self.pods = self._cache("Pod", PODS, d.pod, field_selector=own_node)
-        if e.owners:
-            for kind, ref in CHAIN_KINDS.items():
-                self.workloads[kind] = self._cache(kind, ref, d.workload(kind))
         if e.nodes:
             self.nodes = self._cache("Node", NODES, d.node,
                                      field_selector=f"metadata.name={self.node_name}" if self.node_name else None)
+        if self.node_name:
+            self._build_node_scope()
+            return
+        if e.owners:
+            for kind, ref in CHAIN_KINDS.items():
+                self.workloads[kind] = self._cache(kind, ref, d.workload(kind))
         if e.namespaces:
             self.namespaces = self._cache("Namespace", NAMESPACES, d.namespace)
         if e.services:
             self.services = self._cache("Service", SERVICES, d.service)
             self.services.add_index("namespace", lambda s: (s.namespace,))
+
+    def _build_node_scope(self) -> None:
+        """Stores without cluster-wide reflectors, fed by what the node's pods need."""
+        e = self._enrich
+        d = self._decoders
+        assert self.pods is not None
+        delay = e.delete_delay_s
+        decoders: dict[str, Callable[[dict[str, Any]], Any]] = {}
+        refs: dict[str, ResourceRef] = {}
+        if e.owners:
+            for kind, ref in CHAIN_KINDS.items():
+                self.workloads[kind] = ObjectStore(kind, delete_delay_s=delay, metrics=self._metrics)
+                decoders[kind], refs[kind] = d.workload(kind), ref
+        if e.namespaces:
+            self.namespaces = ObjectStore("Namespace", delete_delay_s=delay, metrics=self._metrics)
+            decoders["Namespace"], refs["Namespace"] = d.namespace, NAMESPACES
+        lookups = None
+        if decoders:
+            lookups = FetchedObjects(self._client, self._settings.kube, refs=refs, decoders=decoders,
+                                     workloads=self.workloads, namespaces=self.namespaces,
+                                     on_change=self._node_metadata_changed)
+        if e.services:
+            self.services = ObjectStore("Service", delete_delay_s=delay, metrics=self._metrics)
+            self.services.add_index("namespace", lambda s: (s.namespace,))
+            self.services.subscribe(lambda _: self._bump())
+        self.pods.subscribe(self._pod_stored)
+        self.node_scope = NodeScope(self._client, self._settings, self.pods, lookups=lookups,
+                                    services=self.services, services_ref=SERVICES, decode_service=d.service,
+                                    chain_kinds=frozenset(CHAIN_KINDS), metrics=self._metrics)
+
+    def _bump(self) -> None:
+        self.metadata_generation += 1
+
+    def _node_metadata_changed(self) -> None:
+        self._bump()
+        if self.node_scope is not None:
+            self.node_scope.on_fetched()
+
+    def _note_seen(self, uid: str) -> None:
+        if uid in self._seen_at:
+            return
+        now = time.monotonic()
+        if len(self._seen_at) > 4096:
+            self._seen_at = {u: t for u, t in self._seen_at.items() if now - t < 2 * SETTLE_S}
+        self._seen_at[uid] = now
+
+    def _pod_stored(self, pod: PodInfo) -> None:
+        self._note_seen(pod.uid)
+        waiter = self._pod_waiters.pop(pod.uid, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _cache(self, kind: str, ref: ResourceRef, decode: Callable[[dict[str, Any]], C | None], *,
                field_selector: str | None = None) -> ObjectStore[C]:
@@ -190,6 +269,8 @@ class Enricher:
                 group.create_task(reflector.run(), name=f"reflector-{reflector.name}")
             if self.kubelet is not None:
                 group.create_task(self.kubelet.run(), name="kubelet-pods")
+            if self.node_scope is not None:
+                group.create_task(self.node_scope.run(), name="enrich-node-scope")
             group.create_task(self._mark_synced())
 
     async def _mark_synced(self) -> None:
@@ -197,6 +278,14 @@ class Enricher:
         if self.kubelet is not None:
             waits.append(self.kubelet.synced.wait())
         await asyncio.gather(*waits)
+        if self.node_scope is not None and self.pods is not None:
+            # The pods are known: give their owners, namespaces and services a moment to arrive.
+            await asyncio.sleep(0)
+            pods = list(self.pods.items())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SYNC_LOOKUPS_S):
+                    for pod in pods:
+                        await self._await_pod_metadata(pod)
         names = [r.name for r in self._reflectors] + (["pods (kubelet)"] if self.kubelet is not None else [])
         log.info("enrichment caches synced: %s", ", ".join(names))
         self.synced.set()
@@ -251,6 +340,9 @@ class Enricher:
             return
         ns = self.namespaces.get_by_name(None, namespace)
         tally.note(ns is not None)
+        lookups = self.node_scope.lookups if self.node_scope is not None else None
+        if ns is not None and lookups is not None:
+            lookups.touch(Key("Namespace", "", namespace))
         if ns is not None:
             self._put_map(out, "namespace_labels", ns.labels, tally)
             self._put_map(out, "namespace_annotations", ns.annotations, tally)
@@ -323,7 +415,13 @@ class Enricher:
 
     def _workload_lookup(self, kind: str, uid: str) -> WorkloadInfo | NotCached | None:
         store = self.workloads.get(kind)
-        return NOT_CACHED if store is None else store.get(uid)
+        if store is None:
+            return NOT_CACHED
+        found = store.get(uid)
+        lookups = self.node_scope.lookups if self.node_scope is not None else None
+        if found is not None and lookups is not None:
+            lookups.touch(Key(kind, found.namespace, found.name, uid))
+        return found
 
     def _add_node(self, out: dict[str, Any], node_name: str, tally: _Tally) -> None:
         if self.nodes is None:
@@ -339,11 +437,61 @@ class Enricher:
         names = sorted(s.name for s in self.services.by_index("namespace", pod.namespace) if s.selects(pod.labels))
         out["services"] = names
 
-    async def settle_pod(self, uid: str) -> None:
-        """Kubelet mode: a log directory of an unknown pod UID waits (at most ``SETTLE_S``) for the
-        refresh it triggers, so its first lines carry the pod's metadata. No-op otherwise."""
-        if self.kubelet is not None and uid:
-            await self.kubelet.settle(uid, SETTLE_S)
+    async def settle_pod(self, uid: str, path: os.PathLike[str] | str | None = None) -> None:
+        """A node agent's first lines of a new pod wait (at most ``SETTLE_S``) for its metadata.
+
+        Kubelet mode: for the refresh an unknown UID triggers. API server mode: for the pod watch's
+        ADDED (event-driven, no polling), but only when the pod is plausibly new — its directory
+        (found from ``path``, a file under it) changed in the last ``NEW_POD_DIR_S`` — so the files
+        of long-gone pods found at start-up never wait; and UIDs first missed together share one
+        deadline. Either way, then for the first answers of the pod's owner and namespace lookups
+        and its namespace's service list. Each UID waits at most once. No-op for a cluster-wide
+        enricher (its caches hold everything already)."""
+        if not uid or self.pods is None or self.node_scope is None or uid in self._settled:
+            return
+        if len(self._settled) > 4096:
+            self._settled = {u for u in self._settled if u in self.pods}
+        self._settled.add(uid)
+        now = time.monotonic()
+        deadline = self._seen_at.get(uid, now) + SETTLE_S
+        if uid not in self.pods:
+            if self.kubelet is not None:
+                await self.kubelet.settle(uid, max(0.0, deadline - now))
+            elif _recently_changed(path, uid, NEW_POD_DIR_S):
+                await self._wait_for_pod(uid, deadline - now)
+        pod = self.pods.get(uid)
+        remaining = deadline - time.monotonic()
+        if pod is not None and remaining > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._await_pod_metadata(pod)
+
+    async def _wait_for_pod(self, uid: str, timeout: float) -> None:  # noqa: ASYNC109 - a bound
+        if timeout <= 0 or self.pods is None or uid in self.pods:
+            return
+        waiter = self._pod_waiters.get(uid)
+        if waiter is None or waiter.done():
+            waiter = asyncio.get_running_loop().create_future()
+            self._pod_waiters[uid] = waiter
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except TimeoutError:
+            if self._pod_waiters.get(uid) is waiter:
+                del self._pod_waiters[uid]
+
+    async def _await_pod_metadata(self, pod: PodInfo) -> None:
+        """Until the first answers for the pod's owner chain, namespace and services are in."""
+        scope = self.node_scope
+        if scope is None:
+            return
+        if scope.lookups is not None:
+            for _ in range(8):  # one round per chain link
+                futures = [f for key in scope.keys_of(pod) if (f := scope.lookups.pending(key)) is not None]
+                if not futures:
+                    break
+                await asyncio.gather(*futures)
+        if self.services is not None:
+            await scope.wait_services(pod.namespace)
 
     def find_pod(self, namespace: str | None, name: str, uid: str | None) -> PodInfo | None:
         """The cached pod by uid (or by name when there is none), or the mirror pod of the static
@@ -353,6 +501,8 @@ class Enricher:
         if not uid:
             return self.pods.get_by_name(namespace, name)
         pod = self.pods.get(uid)
+        if pod is None and self.node_scope is not None:
+            self._note_seen(uid)
         if pod is None and self.kubelet is not None:
             # Kubelet mode: a new pod's log directory can appear before the next poll.
             self.kubelet.want(uid)
@@ -413,3 +563,24 @@ def _put_chain(out: dict[str, Any], chain: OwnerChain) -> None:
     out["owners"] = [{"kind": o.kind, "name": o.name, "uid": o.uid} for o in chain.links]
     if chain.top is not None:
         _put_owner(out, chain.top)
+
+
+def _recently_changed(path: os.PathLike[str] | str | None, uid: str, within_s: float) -> bool:
+    """Whether the pod directory (the ancestor of ``path`` named ``..._<uid>``) changed in the last
+    ``within_s`` seconds: a new pod's directory is created (and its container directories added)
+    when it starts, a long-gone pod's was last touched long ago."""
+    if path is None:
+        return True
+    current = os.fspath(path)
+    while True:
+        parent = os.path.dirname(current)
+        if parent == current:
+            return False
+        if os.path.basename(current).endswith(uid):
+            break
+        current = parent
+    try:
+        changed = os.stat(current).st_mtime  # one stat per new UID, local file system
+    except OSError:
+        return False
+    return time.time() - changed < within_s

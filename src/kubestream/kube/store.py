@@ -9,6 +9,12 @@ new incarnations are two entries. ``get_by_name`` prefers the live one.
 
 Expiry is lazy: deletions are kept in time order (one constant delay), so every mutation and
 lookup pops the expired head in O(expired). There are no per-object timers.
+
+A store need not be fed by one reflector over the whole collection: ``scoped_feed`` gives a
+handler for a reflector over one part of it (the services of one namespace), whose lists only
+retire objects of that part; ``upsert``/``mark_deleted``/``forget`` serve objects fetched one by
+one (a node agent's owners and namespaces). ``subscribe`` calls back on every upsert (the node
+agent learns from it which owners, namespaces and services its pods need).
 """
 
 from __future__ import annotations
@@ -71,6 +77,7 @@ class ObjectStore(Generic[C]):
         # The list being received: its RV and the UIDs seen so far (see _on_listed).
         self._listing_rv: int | None = None
         self._listed: set[str] = set()
+        self._subscribers: list[Callable[[C], None]] = []
 
     # -- reflector handler -------------------------------------------------------------------
 
@@ -123,6 +130,24 @@ class ObjectStore(Generic[C]):
         self._live[uid] = obj
         self._live_by_name[key] = uid
         self._index(obj)
+        for subscriber in self._subscribers:
+            subscriber(obj)
+
+    def subscribe(self, callback: Callable[[C], None]) -> None:
+        """Call ``callback(obj)`` after every upsert (list items and watch events included)."""
+        self._subscribers.append(callback)
+
+    def forget(self, uid: str) -> None:
+        """Drop an object at once, live or retained (its cache stopped caring about it)."""
+        self.mark_deleted(uid)
+        if uid in self._deleted:
+            self._forget_deleted(uid)
+        self._report()
+
+    def scoped_feed(self, in_scope: Callable[[C], bool]) -> ScopedFeed[C]:
+        """A reflector handler for the part of the collection ``in_scope`` selects: its SYNCED
+        retires only live objects of that part (see ``ScopedFeed``)."""
+        return ScopedFeed(self, in_scope)
 
     def mark_deleted(self, uid: str) -> None:
         """Move a live object to the deleted set; it expires ``delete_delay_s`` from now."""
@@ -190,6 +215,10 @@ class ObjectStore(Generic[C]):
         """Live objects."""
         return iter(list(self._live.values()))
 
+    def all_items(self) -> Iterator[C]:
+        """Live objects, then retained deletions."""
+        return iter([*self._live.values(), *(obj for obj, _ in self._deleted.values())])
+
     def __len__(self) -> int:
         """Number of live objects (retained deletions are not counted; see ``retained``)."""
         return len(self._live)
@@ -238,3 +267,43 @@ class ObjectStore(Generic[C]):
     def _report(self) -> None:
         if self._gauge is not None:
             self._gauge.set(len(self._live) + len(self._deleted))
+
+
+class ScopedFeed(Generic[C]):
+    """Feeds one store from a reflector over part of a collection (e.g. one namespace's services).
+
+    Several such feeds can share a store: each keeps its own list state, so a SYNCED marks
+    deleted only the live objects of its own part that its list did not contain.
+    """
+
+    def __init__(self, store: ObjectStore[C], in_scope: Callable[[C], bool]) -> None:
+        self._store = store
+        self._in_scope = in_scope
+        self._listing_rv: int | None = None
+        self._listed: set[str] = set()
+
+    async def handle(self, event: ReflectorEvent[C]) -> None:
+        """A reflector handler."""
+        store = self._store
+        store.expire()
+        kind, obj = event.type, event.obj
+        if kind is EventType.LISTED and obj is not None:
+            if event.rv != self._listing_rv:
+                self._listing_rv = event.rv
+                self._listed = set()
+            self._listed.add(obj.uid)
+            store.upsert(obj)
+        elif kind is EventType.SYNCED:
+            for live in [o for o in store.items() if self._in_scope(o) and o.uid not in self._listed]:
+                store.mark_deleted(live.uid)
+            self._listing_rv = None
+            self._listed = set()
+        else:
+            store.apply(event)
+            return
+        store._report()
+
+    def retire(self) -> None:
+        """The feed stops: drop the live objects of its part at once."""
+        for live in [o for o in self._store.items() if self._in_scope(o)]:
+            self._store.forget(live.uid)

@@ -70,12 +70,47 @@ class Metrics:
         self.patterns_rejected = Counter(
             "kubestream_patterns_rejected_total", "Multi-line start patterns the linear-time engine refused.",
             ["origin"], registry=r)
+        self.log_json_parse = Counter(
+            "kubestream_log_json_parse_total",
+            "Log lines looked at by logs.parse_json, by result (parsed, invalid, not_object, too_large, too_deep).",
+            ["result"], registry=r)
+        self.kube_events = Counter(
+            "kubestream_kube_events_total",
+            "Occurrences of exported Kubernetes Events, by type, reason, involved kind and namespace (capped).",
+            ["type", "reason", "involved_kind", "namespace"], registry=r)
         self.dead_letters = Counter(
             "kubestream_dead_letters_total", "Batches an encoder or sink rejected, by stream and reason.",
             ["stream", "reason"], registry=r)
         self.sink_reachable = Gauge(
             "kubestream_sink_reachable", "1 while the last attempt to reach the sink got an answer, else 0.",
             ["sink"], registry=r)
+        self.destination_pending_parts = Gauge(
+            "kubestream_destination_pending_parts", "Parts waiting in the spool for one destination.",
+            ["destination"], registry=r)
+        self.destination_pending_bytes = Gauge(
+            "kubestream_destination_pending_bytes", "Bytes of the parts waiting in the spool for one destination.",
+            ["destination"], registry=r)
+        self.destination_oldest_pending = Gauge(
+            "kubestream_destination_oldest_pending_seconds",
+            "Age of a destination's oldest undelivered part (its lag; 0 when nothing waits).",
+            ["destination"], registry=r)
+        self.destination_delivered_parts = Counter(
+            "kubestream_destination_delivered_parts_total", "Parts a destination acknowledged.", ["destination"],
+            registry=r)
+        self.destination_delivered_records = Counter(
+            "kubestream_destination_delivered_records_total", "Records in the parts a destination acknowledged.",
+            ["destination"], registry=r)
+        self.destination_dropped = Counter(
+            "kubestream_destination_dropped_records_total",
+            "Records a destination will never get, by reason (overflow: on_full drop; removed: no longer "
+            "configured; rejected: refused for good by a live destination, kept in the spool's dead-letter/).",
+            ["destination", "reason"], registry=r)
+        self.destination_dropped_parts = Counter(
+            "kubestream_destination_dropped_parts_total", "Parts dropped for a destination, by reason.",
+            ["destination", "reason"], registry=r)
+        self.destination_reachable = Gauge(
+            "kubestream_destination_reachable", "1 while the last attempt to reach a destination got an answer, else 0.",
+            ["destination"], registry=r)
         self.api_errors = Counter(
             "kubestream_api_errors_total", "Kubernetes API requests that got no HTTP answer, by kind.", ["kind"],
             registry=r)
@@ -87,6 +122,15 @@ class Metrics:
             "kubestream_kubelet_errors_total",
             "Failed reads of the kubelet's /pods by the node agent (logs.metadata_source kubelet), by reason.",
             ["reason"], registry=r)
+        self.compaction_runs = Counter(
+            "kubestream_compaction_runs_total", "Periodic compactions of the archive by result (ok, failed).",
+            ["result"], registry=r)
+        self.compacted_objects = Counter(
+            "kubestream_compacted_objects_total", "Small archive objects rewritten into compacted Parquet files.",
+            registry=r)
+        self.compaction_last_success = Gauge(
+            "kubestream_compaction_last_success_timestamp_seconds",
+            "When the last periodic compaction finished without error (Unix time).", registry=r)
         self.leader = Gauge(
             "kubestream_leader", "1 while this replica holds the events collector lease.", registry=r)
         self.build_info = Gauge(

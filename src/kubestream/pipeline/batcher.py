@@ -6,6 +6,11 @@ timer would let a steady trickle hold a batch open forever). Closing a batch sor
 time, encodes it, names it after its position range, and commits it to the spool together with
 the records' checkpoint updates (see spool.py for why that is exactly-once).
 
+Closing a batch produces one payload per destination that takes the stream (a ``Route``): the
+records that pass its filter, encoded with its encoder, split into parts by its payload limits;
+a destination whose filter keeps no record gets no part. Every part and the checkpoint updates
+are registered in one spool transaction.
+
 A batch the encoder rejects is a poison batch: failing the commit would stop the stream, and
 the restart would read the same records into the same failure. It is encoded with the safe
 encoder (NDJSON) instead — or, should that fail too, as one plain JSON line per record — and
@@ -19,7 +24,8 @@ import asyncio
 import errno
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kubestream.config.settings import Settings
@@ -35,7 +41,7 @@ from kubestream.pipeline.naming import (
     partition_cluster,
     sort_key_time,
 )
-from kubestream.pipeline.spool import Spool
+from kubestream.pipeline.spool import DEFAULT_DESTINATION, PartPayload, Spool
 from kubestream.state.store import StateStore
 from kubestream.util.backoff import Backoff
 
@@ -46,6 +52,24 @@ log = logging.getLogger(__name__)
 # the positions past the lost one.
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _DISK_FULL_RETRY_S = (0.5, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What one destination takes of a stream's batches, and how it is encoded and named."""
+
+    destination: str
+    prefix: str
+    stream_uid: str
+    encoder: Encoder
+    fallback_encoder: Encoder
+    """The safe encoder of poison payloads (NDJSON)."""
+    accepts: Callable[[Record], bool] | None = None
+    """The destination's filter; None takes every record."""
+    max_records: int | None = None
+    """At most this many records per part."""
+    max_bytes: int | None = None
+    """Split a part whose payload is larger than this (while it has more than one record)."""
 
 
 class Pipeline:
@@ -62,6 +86,7 @@ class Pipeline:
         clock: Callable[[], float] = time.monotonic,
         encoder: Encoder | None = None,
         fallback_encoder: Encoder | None = None,
+        routes: Sequence[Route] | None = None,
     ) -> None:
         # ``state`` is part of the agreed constructor; positions reach the state store only
         # through the spool's commit transaction, so the pipeline itself never writes to it.
@@ -77,6 +102,10 @@ class Pipeline:
         # The safe format for poison batches: NDJSON with the configured compression.
         self._fallback_encoder = fallback_encoder or make_encoder(
             settings.encoding.model_copy(update={"format": "ndjson"}), cluster=settings.cluster.name)
+        # Without routes: the single ``sink`` destination, with the encoders above.
+        self.routes: tuple[Route, ...] = tuple(routes) if routes is not None else (
+            Route(DEFAULT_DESTINATION, self._sink_settings.prefix, self._sink_settings.stream_uid, self._encoder,
+                  self._fallback_encoder),)
         self._open = Batch(stream=stream)
         self._generation = 0  # bumps on every close, so the timer can tell batches apart
         self._first_record = asyncio.Event()
@@ -179,36 +208,67 @@ class Pipeline:
         records = sorted(batch.records, key=_sort_key)  # stable: ties keep arrival order
         positions = [r.position for r in batch.records]
         timestamp = batch_time(records[0].sort_key)
-
-        def key_for(extension: str) -> str:
-            return batch_key(prefix=self._sink_settings.prefix, stream=self.stream,
-                             stream_uid=self._sink_settings.stream_uid, timestamp=timestamp,
-                             first_position=min(positions), last_position=max(positions), extension=extension,
-                             cluster=self._key_cluster)
-
+        first, last = min(positions), max(positions)
         # Checkpoints in arrival order: a later position must win over an earlier one.
         updates: list[CheckpointUpdate] = [r.checkpoint for r in batch.records if r.checkpoint is not None]
-        payload, extension, failure = await asyncio.to_thread(self._encode, records)
-        key = key_for(extension)
-        if failure is not None:
-            key = dead_letter_key(key, self._sink_settings.prefix)
-            self._count_dead_letter()
-            log.error("pipeline %s: the encoder rejected a batch of %d records (%s); it goes to the dead "
-                      "letters as %s", self.stream, len(records), _describe(failure), key)
+        parts = await asyncio.to_thread(self._encode_routes, records, timestamp, first, last)
         backoff = Backoff(*_DISK_FULL_RETRY_S, reset_after_s=float("inf"))
+        described = parts[0].key if parts else f"{self.stream} {first}-{last}"
         while True:
             try:
-                await self._spool.commit(key, payload, updates, stream=self.stream, records=len(records))
+                await self._spool.commit_parts(parts, updates, stream=self.stream)
                 break
             except OSError as exc:
                 if exc.errno not in _DISK_FULL:
                     raise
                 delay = backoff.next_delay()
-                log.warning("spool disk full (%s); retrying the %s batch %s in %.1fs", exc, self.stream, key, delay)
+                log.warning("spool disk full (%s); retrying the %s batch %s in %.1fs", exc, self.stream, described,
+                            delay)
                 if await self._given_up_within(delay):
                     raise SpoolFullError(f"the spool disk stayed full until the shutdown bound; the {self.stream} "
-                                         f"batch {key} was not written") from exc
+                                         f"batch {described} was not written") from exc
         self._observe_committed(records)
+
+    def _encode_routes(self, records: list[Record], timestamp: Any, first: int, last: int) -> list[PartPayload]:
+        """The parts of a closed batch for every route, in route order (runs in a thread)."""
+        parts: list[PartPayload] = []
+        for route in self.routes:
+            taken = records if route.accepts is None else [r for r in records if route.accepts(r)]
+            if not taken:
+                continue
+            encoded = self._split(route, taken)
+
+            def key_for(extension: str, number: int | None, route: Route = route) -> str:
+                return batch_key(prefix=route.prefix, stream=self.stream, stream_uid=route.stream_uid,
+                                 timestamp=timestamp, first_position=first, last_position=last,
+                                 extension=extension, cluster=self._key_cluster, part=number)
+
+            for index, (payload, extension, failure, count) in enumerate(encoded):
+                key = key_for(extension, index + 1 if len(encoded) > 1 else None)
+                if failure is not None:
+                    key = dead_letter_key(key, route.prefix)
+                    self._count_dead_letter()
+                    log.error("pipeline %s: the encoder rejected a batch of %d records (%s); it goes to the dead "
+                              "letters as %s", self.stream, count, _describe(failure), key)
+                parts.append(PartPayload(route.destination, key, payload, count))
+        return parts
+
+    def _split(self, route: Route, records: list[Record]) -> list[tuple[bytes, str, Exception | None, int]]:
+        """Encode ``records`` for ``route`` in parts of at most ``max_records`` records and (while
+        a part holds more than one record) at most ``max_bytes`` bytes. Deterministic: the same
+        records always give the same parts."""
+        size = route.max_records or len(records)
+        chunks = [records[i:i + size] for i in range(0, len(records), size)]
+        out: list[tuple[bytes, str, Exception | None, int]] = []
+        while chunks:
+            chunk = chunks.pop(0)
+            payload, extension, failure = self._encode(chunk, route.encoder, route.fallback_encoder)
+            if route.max_bytes is not None and len(payload) > route.max_bytes and len(chunk) > 1:
+                half = len(chunk) // 2
+                chunks[:0] = [chunk[:half], chunk[half:]]
+                continue
+            out.append((payload, extension, failure, len(chunk)))
+        return out
 
     async def _given_up_within(self, delay: float) -> bool:
         """Sleep ``delay`` seconds; True at once if ``give_up`` is (or gets) called."""
@@ -219,14 +279,16 @@ class Pipeline:
             return False
         return True
 
-    def _encode(self, records: list[Record]) -> tuple[bytes, str, Exception | None]:
+    @staticmethod
+    def _encode(records: list[Record], encoder: Encoder,
+                fallback: Encoder) -> tuple[bytes, str, Exception | None]:
         """(payload, extension, None), or the dead letter's payload and extension and why."""
         try:
-            return self._encoder.encode(records), self._encoder.extension, None
+            return encoder.encode(records), encoder.extension, None
         except Exception as exc:  # any encoder failure makes this batch, not the stream, fail
             failure = exc
         try:
-            return self._fallback_encoder.encode(records), self._fallback_encoder.extension, failure
+            return fallback.encode(records), fallback.extension, failure
         except Exception:
             return _plain_lines(records), "ndjson", failure
 

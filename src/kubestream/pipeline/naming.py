@@ -58,13 +58,24 @@ def batch_key(
     last_position: int,
     extension: str,
     cluster: str | None = None,
+    part: int | None = None,
 ) -> str:
-    """``<hour_folder>/<stream_uid>-<first>-<last>.<extension>``.
+    """``<hour_folder>/<stream_uid>-<first>-<last>[.p<NNN>].<extension>``.
 
     ``timestamp`` is the batch's first record time, converted to UTC for the partition; an empty
     ``prefix`` yields a key without a leading ``/``; ``cluster`` adds the ``cluster=`` level.
+    ``part`` (1-based) names one part of a batch a destination's payload limits split: the parts
+    share the batch's name and differ by the ``.p001``, ``.p002``, ... level before the
+    extension (the name up to the first ``.`` stays ``<stream_uid>-<first>-<last>``). A batch in
+    one payload has no part level, exactly as before destinations could split.
     """
-    return f"{hour_folder(prefix, stream, timestamp, cluster)}{stream_uid}-{first_position}-{last_position}.{extension}"
+    suffix = f".{PART_LEVEL}{part:03d}" if part is not None else ""
+    return (f"{hour_folder(prefix, stream, timestamp, cluster)}{stream_uid}-{first_position}-{last_position}"
+            f"{suffix}.{extension}")
+
+
+PART_LEVEL = "p"
+"""The marker of a part number in a split batch's name: ``<stream_uid>-<first>-<last>.p002.<ext>``."""
 
 
 @dataclass(frozen=True, slots=True)

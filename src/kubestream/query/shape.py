@@ -95,6 +95,8 @@ LOG_COLUMNS: Final[tuple[Column, ...]] = (
     Column("image", pa.string(), "container image"),
     Column("file_path", pa.string(), "the node's log file the line was read from"),
     Column("file_offset", pa.int64(), "byte offset of the line in that file"),
+    Column("parsed", pa.string(), "the line's JSON object as JSON text (`logs.parse_json`), NULL when it was "
+                                  "not parsed or the archive has none: `json_extract_string(parsed, '$.level')`"),
 )
 
 VIEWS: Final[dict[str, tuple[Column, ...]]] = {"events": EVENT_COLUMNS, "logs": LOG_COLUMNS}
@@ -205,8 +207,24 @@ def _log_row(record: dict[str, Any]) -> tuple[Any, ...]:
         truncated if isinstance(truncated, bool) else False,
         _text(kube.get("owner_kind")), _text(kube.get("owner_name")), _chain(kube.get("owners")),
         _labels(kube.get("labels")), _text(kube.get("container_image")), _text(file.get("path")),
-        _integer(file.get("offset")),
+        _integer(file.get("offset")), _json_text(record.get("parsed")),
     )
+
+
+def _json_text(value: Any) -> str | None:
+    """A JSON column's cell: objects as compact JSON text, NULL when absent."""
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _json_column(array: pa.Array | None, rows: int) -> pa.Array:
+    """``parsed`` of a Parquet file: JSON text (``arrow.json`` or string), NULL when the file has none."""
+    if array is None:
+        return pa.nulls(rows, pa.string())
+    if isinstance(array, pa.ExtensionArray):
+        array = array.storage
+    if pa.types.is_struct(array.type) or pa.types.is_map(array.type):
+        return pa.array([_json_text(v) for v in array.to_pylist()], pa.string())
+    return array.cast(pa.string())
 
 
 _TIME_COLUMNS: Final = frozenset(c.name for c in (*EVENT_COLUMNS, *LOG_COLUMNS) if c.type == _TIME)
@@ -473,5 +491,6 @@ def flatten_parquet(table: pa.Table, view: str) -> pa.Table:
             "workload_kind": text("kubernetes.owner_kind"), "workload_name": text("kubernetes.owner_name"),
             "image": text("kubernetes.container_image"), "file_path": text("file.path"),
             "file_offset": _integers(_path(table, "file.offset"), rows),
+            "parsed": _json_column(_path(table, "parsed"), rows),
         })
     return pa.Table.from_arrays([columns[c.name] for c in VIEWS[view]], schema=view_schema(view))

@@ -38,6 +38,7 @@ from kubestream.sources.event_decode import (
     rfc3339_to_epoch,
 )
 from kubestream.sources.event_filters import EventFilter
+from kubestream.sources.event_metrics import EventCounter
 from kubestream.sources.event_state import EventCheckpoint, EventState, Watermark
 from kubestream.state.store import StateStore
 
@@ -91,6 +92,7 @@ class EventsSource:
         self._enricher_wait_s = enricher_wait_s
         self._api = settings.events.api
         self._filter = EventFilter(settings.events)
+        self._occurrences = EventCounter(settings.events.metrics, metrics)
         self._since = parse_since(settings.events.since)
         self.synced = asyncio.Event()
 
@@ -199,6 +201,7 @@ class EventsSource:
                 mark.rv = max(mark.rv, ev.resource_version)
             return
         await self._emit(ev, occurrences - previous, watch_rv)
+        self._occurrences.count(ev, occurrences - previous)
         self._watermarks[ev.uid] = Watermark(occurrences, max(ev.resource_version, mark.rv if mark else 0))
 
     def _exports_on_first_start(self, ev: DecodedEvent) -> bool:

@@ -110,24 +110,34 @@ readinessProbe:
   periodSeconds: 5
 {{- end }}
 
-{{/* RBAC rules of the enrichment caches, derived from a component's effective config: each
-cache is a list+watch informer, and only the enabled ones are granted. */}}
+{{/* RBAC rules of the enrichment caches, derived from a component's effective config: only the
+enabled ones are granted. The events collector (and an agent with both streams) caches the cluster
+with list+watch informers; a node agent (logs only) follows its node: its pods and Node by
+list+watch, owners and namespaces by one GET each, services by a list+watch per namespace that
+has pods on the node (docs/design-enrich.md). */}}
 {{- define "kubestream.enrichRules" -}}
 {{- $e := default (dict) .enrich }}
 {{- if ne (toString (dig "enabled" true $e)) "false" }}
-{{- /* logs.metadata_source kubelet (logs-only agent): pods from the kubelet's /pods, no pod watch;
-       the node is still listed once for the kubelet's address unless logs.kubelet.url is set. */}}
 {{- $logs := default (dict) .logs }}
-{{- $kubelet := and (eq (toString (dig "enabled" false $logs)) "true") (eq (toString (dig "metadata_source" "apiserver" $logs)) "kubelet") (eq (toString (dig "events" "enabled" true .)) "false") }}
+{{- $nodeScoped := and (eq (toString (dig "enabled" false $logs)) "true") (eq (toString (dig "events" "enabled" true .)) "false") }}
+{{- /* logs.metadata_source kubelet (node agent): pods from the kubelet's /pods, no pod watch;
+       the node is still listed once for the kubelet's address unless logs.kubelet.url is set. */}}
+{{- $kubelet := and $nodeScoped (eq (toString (dig "metadata_source" "apiserver" $logs)) "kubelet") }}
 {{- $core := list }}
+{{- $coreGet := list }}
 {{- if not $kubelet }}{{ $core = append $core "pods" }}{{ end }}
 {{- if or (ne (toString (dig "nodes" true $e)) "false") (and $kubelet (not (dig "kubelet" "url" "" $logs))) }}{{ $core = append $core "nodes" }}{{ end }}
-{{- if ne (toString (dig "namespaces" true $e)) "false" }}{{ $core = append $core "namespaces" }}{{ end }}
+{{- if ne (toString (dig "namespaces" true $e)) "false" }}{{ if $nodeScoped }}{{ $coreGet = append $coreGet "namespaces" }}{{ else }}{{ $core = append $core "namespaces" }}{{ end }}{{ end }}
 {{- if ne (toString (dig "services" true $e)) "false" }}{{ $core = append $core "services" }}{{ end }}
 {{- if $core }}
 - apiGroups: [""]
   resources: {{ toJson $core }}
   verbs: ["list", "watch"]
+{{- end }}
+{{- if $coreGet }}
+- apiGroups: [""]
+  resources: {{ toJson $coreGet }}
+  verbs: ["get"]
 {{- end }}
 {{- if $kubelet }}
 # The kubelet authorizes GET /pods as nodes/pods (1.33+, KubeletFineGrainedAuthz) or nodes/proxy.
@@ -136,13 +146,14 @@ cache is a list+watch informer, and only the enabled ones are granted. */}}
   verbs: ["get"]
 {{- end }}
 {{- if ne (toString (dig "owners" true $e)) "false" }}
-# Owner chains: only the intermediate owners (ReplicaSet, Job) are cached.
+# Owner chains: only the intermediate owners (ReplicaSet, Job) are read; a node agent GETs the
+# ones its pods name, the events collector caches them all.
 - apiGroups: ["apps"]
   resources: ["replicasets"]
-  verbs: ["list", "watch"]
+  verbs: {{ if $nodeScoped }}["get"]{{ else }}["list", "watch"]{{ end }}
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["list", "watch"]
+  verbs: {{ if $nodeScoped }}["get"]{{ else }}["list", "watch"]{{ end }}
 {{- end }}
 {{- end }}
 {{- end }}

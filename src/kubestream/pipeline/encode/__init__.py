@@ -1,4 +1,5 @@
-"""Turning a closed batch into bytes: a record format (NDJSON or protobuf) then compression.
+"""Turning a closed batch into bytes: a record format (NDJSON, protobuf, or for events Parquet)
+then compression (none for Parquet: zstd is inside the file).
 
 ``make_encoder(settings, cluster=...)`` returns an ``Encoder``; the concrete ``Codec`` can also
 ``decode`` its own output (tests, tools, and anyone reading the archive from Python). With a
@@ -11,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from kubestream.config.settings import EncodingSettings
+from kubestream.config.settings import EncodingSettings, SinkSettings
 from kubestream.model import Record
-from kubestream.pipeline.encode.compress import Compressor, make_compressor
+from kubestream.pipeline.encode.compress import Compressor, NoCompression, make_compressor
 from kubestream.pipeline.encode.ndjson import NdjsonFormat
 from kubestream.pipeline.encode.protobuf import K8streamProtobufFormat, KubestreamProtobufFormat
 
@@ -80,7 +81,13 @@ class Codec:
 
 
 def make_record_format(settings: EncodingSettings) -> RecordFormat:
-    """The record format the settings name."""
+    """The record format the settings name (``parquet``: the events Parquet file; log batches
+    use the logs source's own encoder, ``sources.logs.encode.make_log_encoder``)."""
+    if settings.format == "parquet":
+        # Imported here: pyarrow costs start-up time an NDJSON or protobuf agent does not need.
+        from kubestream.pipeline.encode.events_parquet import EventsParquetFormat
+
+        return EventsParquetFormat(zstd_level=settings.zstd_level)
     if settings.format == "protobuf":
         if settings.protobuf_message == "k8stream":
             return K8streamProtobufFormat()
@@ -93,7 +100,30 @@ def make_encoder(settings: EncodingSettings, *, cluster: str | None = None) -> C
 
     k8stream's ``L9Event`` has no field for it: that message is kept as k8stream defines it.
     """
-    return Codec(make_record_format(settings), make_compressor(settings), cluster)
+    record_format = make_record_format(settings)
+    # Parquet compresses inside the file: ``compression`` does not apply (no suffix either).
+    compressor = NoCompression() if settings.format == "parquet" else make_compressor(settings)
+    return Codec(record_format, compressor, cluster)
 
 
-__all__ = ["Codec", "Encoder", "RecordFormat", "make_encoder", "make_record_format", "with_cluster"]
+def destination_encoder(destination: SinkSettings, encoding: EncodingSettings, *, stream: str,
+                        cluster: str | None = None) -> Encoder:
+    """The encoder of one destination for ``stream``: the OTLP or webhook request body for those
+    types, else the archive encoding (``encoding``: the destination's own, or the top-level one).
+
+    Log batches to an archive type use the logs source's encoder instead (the agent picks it),
+    which reads the chunks that source hands over.
+    """
+    if destination.type == "otlp":
+        from kubestream.pipeline.encode.otlp import OtlpEncoder
+
+        return OtlpEncoder(destination.otlp, stream=stream, cluster=cluster)
+    if destination.type == "http":
+        from kubestream.pipeline.encode.webhook import WebhookEncoder
+
+        return WebhookEncoder(destination.http, stream=stream, cluster=cluster)
+    return make_encoder(encoding, cluster=cluster)
+
+
+__all__ = ["Codec", "Encoder", "RecordFormat", "destination_encoder", "make_encoder", "make_record_format",
+           "with_cluster"]

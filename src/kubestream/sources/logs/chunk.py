@@ -168,6 +168,13 @@ class LogChunk:
     read_time_ns: int = field(default_factory=time.time_ns)
     """When the chunk was read (Unix ns): the time of its records that carry no valid time
     (an empty timestamp), written with ``timestamp_invalid``. Built right after the read."""
+    parsed: list[bytes | None] | None = None
+    """``logs.parse_json`` on for the container: row ``i``'s ``parsed`` field (compact JSON of an
+    object) or None where the message stayed text. None for the whole chunk when off."""
+    keep_message: bool = True
+    """False: a row with a ``parsed`` value is written without its ``message``."""
+    parsed_bytes: int = 0
+    """Total size of the ``parsed`` values (for the size hints)."""
 
     @property
     def sort_key(self) -> str:
@@ -187,14 +194,14 @@ class LogChunk:
     def size_hint(self) -> int:
         """Uncompressed NDJSON size, for ``Record.size_hint``: the metadata repeats on every line."""
         b = self.block
-        return sum(map(len, b.messages)) + b.count * (len(self.meta.encoded) + 80)
+        return sum(map(len, b.messages)) + b.count * (len(self.meta.encoded) + 80) + self.parsed_bytes
 
     @property
     def columnar_size_hint(self) -> int:
         """Uncompressed Parquet column data: per-container metadata is one dictionary entry per
         chunk, not per line, so counting it per line would close batches ~5x too early."""
         b = self.block
-        return sum(map(len, b.messages)) + b.count * 48 + len(self.meta.encoded)
+        return sum(map(len, b.messages)) + b.count * 48 + len(self.meta.encoded) + self.parsed_bytes
 
 
 def format_epoch_ns(ns: int) -> str:

@@ -1,6 +1,8 @@
 """What the logs source decides per container from its pod, next to the shared ``kubernetes``
-block that ``kubestream.enrich.containers`` builds: the selection facts and the multi-line start
-pattern (from the pod's annotation, else the first matching ``logs.multiline`` rule).
+block that ``kubestream.enrich.containers`` builds: the selection facts, the multi-line start
+pattern (from the pod's annotation, else the first matching ``logs.multiline`` rule) and whether
+JSON messages become fields (the pod's annotation, else ``logs.parse_json.namespaces``, else
+``logs.parse_json.enabled``).
 
 Both are derived when the container's metadata is (re)built, never per file read.
 """
@@ -22,6 +24,7 @@ from kubestream.enrich.containers import (
 )
 from kubestream.kube.objects import NamespaceInfo, PodInfo
 from kubestream.obs.metrics import Metrics
+from kubestream.sources.logs.json_fields import JsonRule, rule_for
 from kubestream.sources.logs.multiline import StartPattern, StartPatternError, compile_start_pattern
 from kubestream.sources.logs.selection import PodFacts
 
@@ -34,6 +37,8 @@ class LogRules:
 
     facts: PodFacts
     multiline: StartPattern | None
+    parse_json: JsonRule | None = None
+    """Set when the container's JSON messages become a ``parsed`` field."""
 
 
 ContainerInfo = ContainerMetadata[LogRules]
@@ -60,7 +65,12 @@ class MetadataCache(ContainerMetadataCache[LogRules]):
             annotations=pod.annotations if pod is not None else None,
             namespace_labels=namespace.labels if namespace is not None else None,
         )
-        return LogRules(facts, self._multiline(address, pod))
+        return LogRules(facts, self._multiline(address, pod), self._parse_json(address, pod))
+
+    def _parse_json(self, address: ContainerAddress, pod: PodInfo | None) -> JsonRule | None:
+        settings = self._settings.parse_json
+        annotation = pod.annotations.get(settings.annotation) if pod is not None else None
+        return rule_for(settings, address.namespace, annotation, address.container)
 
     def _multiline(self, address: ContainerAddress, pod: PodInfo | None) -> StartPattern | None:
         annotation = pod.annotations.get(self._settings.multiline_annotation) if pod is not None else None

@@ -44,7 +44,7 @@ def parse_cri(lines: list[bytes], offsets: list[int]) -> Rows:
     timestamps, streams, tags, messages = (fields[i::_FIELDS] for i in range(_FIELDS))
     # Free text almost never has "stdout"/"stderr" then "P"/"F" as its 2nd and 3rd words on every
     # line, and a valid time as its first.
-    if not set(streams) <= STREAMS or not all_rfc3339(timestamps):
+    if not set(streams) <= STREAMS or not all_rfc3339(timestamps, newline_free=True):
         return _parse_slow(lines, offsets)
     tag_set = set(tags)
     if tag_set <= _TAGS:

@@ -68,7 +68,33 @@ def chunk_ndjson_fragments(chunk: LogChunk, head: bytes = _PREFIX) -> list[bytes
         strict=False,
     )))
     _add_row_extras(block, fragments, file_head, _untimed_rows(block.timestamps), chunk.read_time_ns)
+    if chunk.parsed is not None:
+        _add_parsed(chunk, chunk.parsed, fragments)
     return fragments
+
+
+_STREAM_ONLY = {b"stdout": b'","stream":"stdout"', b"stderr": b'","stream":"stderr"'}
+_PARSED_KEY = b',"parsed":'
+_STREAM_SLOT = 2
+_BODY_SLOT = 3
+
+
+def _add_parsed(chunk: LogChunk, parsed: list[bytes | None], fragments: list[bytes]) -> None:
+    """Insert ``parsed`` after the message (``logs.parse_json``); without ``keep_message`` the
+    message of a parsed row is left out."""
+    streams = chunk.block.streams
+    keep = chunk.keep_message
+    for row, value in enumerate(parsed):
+        if value is None:
+            continue
+        at = row * _FIELDS_PER_LINE
+        closing = fragments[at + _FILE_SLOT]  # starts with the quote closing the message string
+        if keep:
+            fragments[at + _FILE_SLOT] = b'"' + _PARSED_KEY + value + closing[1:]
+        else:
+            fragments[at + _STREAM_SLOT] = _STREAM_ONLY[streams[row]]
+            fragments[at + _BODY_SLOT] = b""
+            fragments[at + _FILE_SLOT] = _PARSED_KEY + value + closing[1:]
 
 
 def _untimed_rows(timestamps: list[bytes]) -> list[int]:

@@ -5,7 +5,10 @@ row that RLE packs into a few bytes per batch), ``timestamp`` (timestamp[ns, UTC
 queries can filter and sort on it natively), ``stream`` (dictionary), ``message`` (string),
 ``message_base64`` (lossless mode, null unless the bytes were not UTF-8), ``truncated`` (bool),
 ``timestamp_invalid`` (bool: the line had no valid time, ``timestamp`` is when it was read),
-``file`` (struct: ``path`` dictionary, ``offset`` int64). The container metadata is constant per
+``file`` (struct: ``path`` dictionary, ``offset`` int64), and, only in a batch holding a chunk of a
+container with ``logs.parse_json`` on, ``parsed`` (Arrow's canonical ``arrow.json`` extension type,
+written as a Parquet string with the JSON logical type; null where the message stayed text; with
+``keep_message: false`` such rows have a null ``message``). The container metadata is constant per
 chunk, so the ``kubernetes`` struct holds one dictionary-encoded column per field whose indices are
 a ``take`` of a per-chunk mapping through the row → chunk index array: it costs a few bits per row
 after RLE. Maps and lists (labels, annotations, owners, services) are JSON text in dictionary
@@ -112,7 +115,28 @@ def batch_table(chunks: Sequence[LogChunk], cluster: str | None = None) -> pa.Ta
         "file": _file_struct(chunks, chunk_of_row),
         "kubernetes": _kubernetes_struct(chunks, chunk_of_row),
     }
+    if any(c.parsed is not None for c in chunks):
+        columns["parsed"] = _parsed(chunks)
+        if not all(c.keep_message for c in chunks):
+            columns["message"] = pa.array(_concat([_kept_messages(c) for c in chunks]), pa.binary()).view(pa.string())
     return pa.table(columns)
+
+
+_JSON = pa.json_()
+
+
+def _parsed(chunks: Sequence[LogChunk]) -> pa.Array:
+    """The ``parsed`` column: each row's compact JSON object, or null."""
+    values = _concat([c.parsed if c.parsed is not None else [None] * c.block.count for c in chunks])
+    return pa.ExtensionArray.from_storage(_JSON, pa.array(values, pa.binary()).view(pa.string()))
+
+
+def _kept_messages(chunk: LogChunk) -> list[bytes | None]:
+    """The chunk's messages, null where ``keep_message: false`` drops a parsed row's."""
+    if chunk.parsed is None or chunk.keep_message:
+        return chunk.block.messages  # type: ignore[return-value]
+    return [None if value is not None else message for message, value in zip(chunk.block.messages, chunk.parsed,
+                                                                            strict=True)]
 
 
 def _concat(parts: list[list[Any]]) -> list[Any]:

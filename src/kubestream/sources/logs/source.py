@@ -40,6 +40,7 @@ from kubestream.sources.logs.chunk import LOG_CHUNK_KEY, LogChunk, ParsedBlock
 from kubestream.sources.logs.container_rules import MetadataCache
 from kubestream.sources.logs.discovery import DirKind, DirWatcher
 from kubestream.sources.logs.files import FileTable
+from kubestream.sources.logs.json_fields import JsonRule, ParsedFields, parse_messages
 from kubestream.sources.logs.selection import Selection
 from kubestream.sources.logs.tailer import Tailer
 from kubestream.state.store import StateStore
@@ -54,6 +55,8 @@ ROTATED_LINGER_S = 0.5
 file at its end is let go only after this long."""
 THREAD_READ_BYTES = 128 * 1024
 """Reads with more unread bytes than this run in a worker thread, off the event loop."""
+THREAD_PARSE_JSON_ROWS = 256
+"""Chunks with more rows than this have their JSON messages parsed in a worker thread."""
 
 
 def own_pod_from_env() -> tuple[str, str] | None:
@@ -253,14 +256,17 @@ class LogsSource:
     async def _emit(self, t: Tailer, block: ParsedBlock) -> None:
         if block.count == 0:
             return
-        if isinstance(self._enricher, Enricher):  # kubelet mode: a new pod's metadata may be a read away
-            await self._enricher.settle_pod(t.handle.path.uid)
+        if isinstance(self._enricher, Enricher):  # a new pod's metadata may be a read or an event away
+            await self._enricher.settle_pod(t.handle.path.uid, t.handle.path.path)
         info = self.files.refresh_info(t)
-        first = self._next_line
-        self._next_line += block.count
         handle = t.handle
         chunk = LogChunk(block=block, meta=info.meta, path=str(handle.path.path),
                          file_key=f"{handle.dev}:{handle.ino}")
+        rule = info.extra.parse_json
+        if rule is not None:  # before the line numbers move: a cancelled parse hands on nothing
+            await self._parse_json(chunk, rule)
+        first = self._next_line
+        self._next_line += block.count
         update = checkpoint.FileCheckpoint(
             fingerprint=t.fingerprint, offset=block.resume_offset, path=str(handle.path.path), dev=handle.dev,
             ino=handle.ino, pod_uid=handle.path.uid, container=handle.path.container,
@@ -270,6 +276,16 @@ class LogsSource:
         await self._out.put(Record(data={LOG_CHUNK_KEY: chunk}, sort_key=chunk.sort_key, position=first,
                                    checkpoint=update,
                                    size_hint=chunk.columnar_size_hint if self._columnar else chunk.size_hint))
+
+    async def _parse_json(self, chunk: LogChunk, rule: JsonRule) -> None:
+        """Fill ``chunk.parsed`` (``logs.parse_json`` is on for its container) and count the results."""
+        messages = chunk.block.messages
+        fields: ParsedFields = await asyncio.to_thread(parse_messages, messages, rule) \
+            if len(messages) > THREAD_PARSE_JSON_ROWS else parse_messages(messages, rule)
+        chunk.parsed, chunk.keep_message, chunk.parsed_bytes = fields.values, rule.keep_message, fields.size
+        if self._metrics is not None:
+            for result, n in fields.results.items():
+                self._metrics.log_json_parse.labels(result=result).inc(n)
 
     def _count_dropped(self, reason: str, n: int) -> None:
         if self._metrics is not None and n:
