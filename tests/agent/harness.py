@@ -21,6 +21,13 @@ from kubestream.sim.workload.event_ledger import EventLedger
 from kubestream.sim.workload.generator import Workload
 from kubestream.sim.workload.scenario import WorkloadConfig
 
+REMOVE_AFTER_S = 30.0
+"""How long the node log writer keeps a deleted pod's files in the kill -9 tests: longer than the
+test. Kubelet's garbage collection deletes them whether an agent has read them or not, and lines
+deleted unread are lost to any agent; with a 2 s delay, an agent killed and restarting under load
+missed the end of a pod deleted meanwhile, and the ledger check (every line exactly once) failed
+for a reason that is not the agent's."""
+
 
 def write_config(tmp_path: Path, sim: SimServer, /, **sections: dict[str, Any]) -> Path:
     """An agent config for ``server`` with archive, state and a fast batch age; override by section."""

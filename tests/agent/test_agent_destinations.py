@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.agent.harness import (
+    REMOVE_AFTER_S,
     AgentProcess,
     assert_exactly_once,
     free_port,
@@ -224,7 +225,7 @@ def test_events_and_logs_to_three_destinations_survive_kill_9(sim: SimServer, tm
     node = workload.node_names[0]
     writer = NodeLogWriter(
         NodeLogConfig(root=tmp_path / "pods", containers_dir=tmp_path / "containers", node=node, seed=23,
-                      lines_per_s=400, rotate_bytes=256 * 1024, max_files=3, remove_after_s=2.0,
+                      lines_per_s=400, rotate_bytes=256 * 1024, max_files=3, remove_after_s=REMOVE_AFTER_S,
                       sync_every_s=0.3),
         cluster=sim.cluster)
     config = write_config(

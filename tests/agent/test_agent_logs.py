@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.agent.harness import AgentProcess, make_workload, write_config
+from tests.agent.harness import REMOVE_AFTER_S, AgentProcess, make_workload, write_config
 from tests.logs.logs_source_support import archive_keys, assert_exactly_once, read_archive
 
 from kubestream.sim.nodes.logfiles import NodeLogConfig, NodeLogWriter
@@ -23,7 +23,7 @@ def test_node_agent_archives_every_line_once(sim: SimServer, tmp_path: Path) -> 
     node = workload.node_names[0]
     writer = NodeLogWriter(
         NodeLogConfig(root=tmp_path / "pods", containers_dir=tmp_path / "containers", node=node, seed=61,
-                      lines_per_s=800, rotate_bytes=256 * 1024, max_files=3, remove_after_s=2.0,
+                      lines_per_s=800, rotate_bytes=256 * 1024, max_files=3, remove_after_s=REMOVE_AFTER_S,
                       sync_every_s=0.3),
         cluster=sim.cluster)
     config = write_config(

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from aiohttp import web
 from tests.agent.harness import (
+    REMOVE_AFTER_S,
     AgentProcess,
     free_port,
     make_workload,
@@ -240,7 +241,7 @@ def test_archive_and_otlp_hold_the_same_records_across_kill_9_and_an_outage(
     node = workload.node_names[0]
     writer = NodeLogWriter(
         NodeLogConfig(root=tmp_path / "pods", containers_dir=tmp_path / "containers", node=node, seed=11,
-                      lines_per_s=300, rotate_bytes=256 * 1024, max_files=3, remove_after_s=2.0,
+                      lines_per_s=300, rotate_bytes=256 * 1024, max_files=3, remove_after_s=REMOVE_AFTER_S,
                       sync_every_s=0.3),
         cluster=sim.cluster)
     config = _config(tmp_path, sim, otlp_receiver, node=node)
