@@ -26,7 +26,7 @@ import email.utils
 import logging
 import ssl
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -203,10 +203,35 @@ class HttpClient:
         except (OSError, ssl.SSLError):
             pass
 
+    async def post_all(self, bodies: list[bytes], content_type: str, *, compressed: bool, key: str,
+                       classify: Callable[[Answer, str], SinkError | None],
+                       accepted: Callable[[Answer, str], None] | None = None) -> None:
+        """POST ``bodies`` in order; the first refused one raises its ``classify`` error (a retry
+        of the payload sends every body again: at least once). ``accepted`` sees each 2xx."""
+        for part, body in enumerate(bodies, 1):
+            answer = await self.post(body, self.headers(content_type, compressed=compressed))
+            where = f"{self.name}: POST {self.url} ({key}, part {part}/{len(bodies)})"
+            error = classify(answer, where)
+            if error is not None:
+                raise error
+            if accepted is not None:
+                accepted(answer, where)
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def split_payload(payload: bytes, limit: int,
+                  split: Callable[[bytes, int], Iterable[bytes]]) -> tuple[list[bytes], bool]:
+    """The request bodies of one payload, each at most ``limit`` bytes before compression and
+    compressed as the payload is (gzip or not), and whether they are compressed."""
+    compressed = payload.startswith(_GZIP_MAGIC)
+    data = gunzip_bytes(payload) if compressed else payload
+    if len(data) <= limit:
+        return [payload], compressed
+    return [gzip_bytes(piece) if compressed else piece for piece in split(data, limit)], compressed
 
 
 def _describe(exc: BaseException) -> str:
@@ -301,26 +326,16 @@ class HttpSink:
 
     def requests(self, payload: bytes) -> list[bytes]:
         """The request bodies of one payload (compressed as configured), in order."""
-        compressed = payload.startswith(_GZIP_MAGIC)
-        data = gunzip_bytes(payload) if compressed else payload
-        limit = self.settings.max_request_bytes
-        if len(data) <= limit:
-            return [payload]
-        pieces = split_array(data, limit) if self._array else split_lines(data, limit)
-        return [gzip_bytes(piece) if compressed else piece for piece in pieces]
+        split = split_array if self._array else split_lines
+        return split_payload(payload, self.settings.max_request_bytes, split)[0]
 
     async def put(self, key: str, source: Path, size: int) -> None:
         """POST the payload of ``source`` (several requests if it is over ``max_request_bytes``)."""
         payload = await asyncio.to_thread(source.read_bytes)
-        compressed = payload.startswith(_GZIP_MAGIC)
-        bodies = self.requests(payload)
-        for part, body in enumerate(bodies, 1):
-            headers = self._client.headers(self._content_type, compressed=compressed)
-            answer = await self._client.post(body, headers)
-            where = f"{self.name}: POST {self.url} ({key}, part {part}/{len(bodies)})"
-            error = classify_webhook(answer, where)
-            if error is not None:
-                raise error
+        split = split_array if self._array else split_lines
+        bodies, compressed = split_payload(payload, self.settings.max_request_bytes, split)
+        await self._client.post_all(bodies, self._content_type, compressed=compressed, key=key,
+                                    classify=classify_webhook)
 
     @property
     def url(self) -> str:

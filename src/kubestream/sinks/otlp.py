@@ -36,9 +36,8 @@ from kubestream.sinks.http import (
     HttpClient,
     answer_detail,
     classify_common,
-    gunzip_bytes,
-    gzip_bytes,
     parse_retry_after,
+    split_payload,
 )
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,6 @@ log = logging.getLogger(__name__)
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 """The OTLP/HTTP retryable response codes; every other failure status must not be retried."""
 DROPPED_REASON = "otlp_rejected"
-_GZIP_MAGIC = b"\x1f\x8b"
 _OVERHEAD = 16
 """Room for the tags and length varints around a unit when packing requests."""
 
@@ -248,27 +246,17 @@ class OtlpSink:
 
     def requests(self, payload: bytes) -> list[bytes]:
         """The request bodies of one payload (compressed as it is), in order."""
-        compressed = payload.startswith(_GZIP_MAGIC)
-        data = gunzip_bytes(payload) if compressed else payload
-        limit = self.settings.max_request_bytes
-        if len(data) <= limit:
-            return [payload]
-        parts = split_json(data, limit) if self.settings.encoding == "json" else split_protobuf(data, limit)
-        return [gzip_bytes(part) if compressed else part for part in parts]
+        return split_payload(payload, self.settings.max_request_bytes, self._split)[0]
+
+    def _split(self, data: bytes, limit: int) -> list[bytes]:
+        return split_json(data, limit) if self.settings.encoding == "json" else split_protobuf(data, limit)
 
     async def put(self, key: str, source: Path, size: int) -> None:
         """POST the request(s) of ``source``; returns once every part was accepted (2xx)."""
         payload = await asyncio.to_thread(source.read_bytes)
-        compressed = payload.startswith(_GZIP_MAGIC)
-        bodies = self.requests(payload)
-        for part, body in enumerate(bodies, 1):
-            headers = self._client.headers(self._content_type, compressed=compressed)
-            answer = await self._client.post(body, headers)
-            where = f"{self.name}: POST {self._client.url} ({key}, part {part}/{len(bodies)})"
-            error = classify(answer, where)
-            if error is not None:
-                raise error
-            self._count_partial(answer, where)
+        bodies, compressed = split_payload(payload, self.settings.max_request_bytes, self._split)
+        await self._client.post_all(bodies, self._content_type, compressed=compressed, key=key,
+                                    classify=classify, accepted=self._count_partial)
 
     def _count_partial(self, answer: Answer, where: str) -> None:
         rejected, message = rejected_records(answer)
