@@ -99,6 +99,15 @@ async def test_check_fails_with_one_clear_line_when_the_directory_cannot_exist(t
     assert "\n" not in str(info.value)
 
 
+async def test_sinks_in_one_process_over_one_directory_check_in_parallel(tmp_path: Path) -> None:
+    # The demo runs the events collector and the node agent in one process on one archive
+    # folder; a probe name shared by the two checks let one delete the other's probe (ENOENT).
+    sinks = [FileSink(FileSinkSettings(dir=tmp_path / "out")) for _ in range(8)]
+    for _ in range(25):
+        await asyncio.gather(*(sink.check() for sink in sinks))
+    assert files_under(tmp_path / "out") == []
+
+
 async def test_read_only_destination_is_fatal(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "ro", "ro,size=1m") as mount:
         sink = FileSink(FileSinkSettings(dir=mount / "out"))

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import os
 import shutil
+import threading
 from pathlib import Path, PurePosixPath
 
 from kubestream.config.settings import FileSinkSettings
@@ -29,6 +31,9 @@ _FATAL_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR
 _REJECTED_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EFBIG})
 # A hard link is impossible across file systems or where links are unsupported; copy instead.
 _LINK_UNAVAILABLE = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+
+_PROBES = itertools.count()
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -91,7 +96,9 @@ class FileSink:
         await asyncio.to_thread(self._check)
 
     def _check(self) -> None:
-        probe = self.directory / f".kubestream-probe-{os.getpid()}"
+        # Unique per call, not just per process: the demo runs the events collector and the node
+        # agent in one process over one directory, and their checks run in parallel threads.
+        probe = self.directory / f".kubestream-probe-{os.getpid()}-{threading.get_ident()}-{next(_PROBES)}"
         try:
             _make_directories(self.directory)
             with open(probe, "wb") as handle:
