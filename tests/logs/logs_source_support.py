@@ -182,8 +182,23 @@ def assert_exactly_once(got: Counter[Key], expected: set[Key]) -> None:
     extra = set(got) - expected
     dupes = {k: n for k, n in got.items() if n > 1}
     assert not missing and not extra and not dupes, (
-        f"missing {len(missing)} (e.g. {sorted(missing)[:3]}), extra {len(extra)}, duplicated {len(dupes)} "
-        f"(e.g. {list(dupes.items())[:3]})")
+        f"missing {len(missing)} (e.g. {sorted(missing)[:3]}; by stream: {_seq_ranges(missing, got)}), "
+        f"extra {len(extra)}, duplicated {len(dupes)} (e.g. {list(dupes.items())[:3]})")
+
+
+def _seq_ranges(missing: set[Key], got: Counter[Key]) -> str:
+    """Per (pod, container, stream): how many lines are missing, their seq range, and the last
+    seq archived, so a failure tells a lost tail from a hole in the middle."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for uid, container, stream, seq in missing:
+        groups.setdefault((uid, container, stream), []).append(seq)
+    last: dict[tuple[str, str, str], int] = {}
+    for uid, container, stream, seq in got:
+        key = (uid, container, stream)
+        last[key] = max(seq, last.get(key, -1))
+    return "; ".join(f"{uid[:8]}/{container}/{stream}: {len(seqs)} in {min(seqs)}..{max(seqs)}, "
+                     f"last archived {last.get((uid, container, stream))}"
+                     for (uid, container, stream), seqs in sorted(groups.items()))
 
 
 async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
