@@ -46,7 +46,7 @@ from kubestream.enrich.node_scope import NodeScope
 from kubestream.enrich.owners import NOT_CACHED, NotCached, OwnerChain, walk
 from kubestream.enrich.valuecap import ValueCap
 from kubestream.kube.client import KubeClient
-from kubestream.kube.kubelet_client import KubeletClient, resolve_kubelet_url
+from kubestream.kube.kubelet_client import KubeletClient, node_info_kubelet_url, resolve_kubelet_url
 from kubestream.kube.objects import (
     WORKLOAD_KINDS,
     ContainerKind,
@@ -167,6 +167,8 @@ class Enricher:
         if e.nodes:
             self.nodes = self._cache("Node", NODES, d.node,
                                      field_selector=f"metadata.name={self.node_name}" if self.node_name else None)
+            if self.kubelet is not None and self._settings.logs.kubelet.url is None:
+                self.nodes.subscribe(self._node_stored)
         if self.node_name:
             self._build_node_scope()
             return
@@ -239,20 +241,48 @@ class Enricher:
         return store
 
     def _kubelet_pods(self) -> ObjectStore[PodInfo]:
-        """The pod store fed from the kubelet's /pods; only a node agent (with a node name) gets here."""
+        """The pod store fed from the kubelet's /pods; only a node agent (with a node name) gets here.
+
+        The kubelet's address: ``logs.kubelet.url`` if set, else the Node's. With the Node watched
+        (``enrich.nodes``) the address comes from that watch, first and on every change, at no extra
+        request; without it, from one list of the node (again after unreachable reads)."""
         store: ObjectStore[PodInfo] = ObjectStore("Pod", delete_delay_s=self._enrich.delete_delay_s,
                                                   metrics=self._metrics)
         kubelet = self._settings.logs.kubelet
         node = self.node_name
         assert node is not None
+        watched = kubelet.url is None and self._enrich.nodes
+
+        async def resolve() -> str:
+            return await resolve_kubelet_url(self._client, node)
 
         async def connect() -> PodLister:
-            url = kubelet.url or await resolve_kubelet_url(self._client, node)
-            return KubeletClient(kubelet, url)
+            url = kubelet.url
+            if url is None and watched:
+                url = await self._watched_kubelet_url(node)
+            return KubeletClient(kubelet, url or await resolve())
 
         self.kubelet = KubeletPods(connect, store, self._decoders.pod, kubelet, self._settings.kube,
-                                   metrics=self._metrics)
+                                   metrics=self._metrics, relocate=resolve if kubelet.url is None and not watched
+                                   else None)
         return store
+
+    async def _watched_kubelet_url(self, node: str) -> str | None:
+        """The kubelet URL of the watched Node once its watch has listed (None: not there or no
+        InternalIP yet, the list decides); later changes reach ``KubeletPods.address_changed``."""
+        reflector = next(r for r in self._reflectors if r.name == NODES.plural)
+        await reflector.synced.wait()
+        assert self.nodes is not None
+        found = self.nodes.get_by_name(None, node)
+        return node_info_kubelet_url(found) if found is not None else None
+
+    def _node_stored(self, node: NodeInfo) -> None:
+        """Every update of the watched Node: tell the kubelet poller where its kubelet is now."""
+        if self.kubelet is None or node.name != self.node_name:
+            return
+        url = node_info_kubelet_url(node)
+        if url is not None:
+            self.kubelet.address_changed(url)
 
     @property
     def reflectors(self) -> list[Reflector[Any]]:

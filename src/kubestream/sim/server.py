@@ -166,6 +166,14 @@ class SimServer:
         endpoints = self.run_coro(fleet.sync())
         return endpoints[node]
 
+    def move_kubelet(self, node: str) -> KubeletEndpoint:
+        """Restart a Node's kubelet on a new port and publish it in the Node's status (the old
+        port stops answering): a client must follow the Node to keep reading its kubelet."""
+        fleet = self._kubelets
+        if fleet is None:
+            raise RuntimeError("kubelets are not served: SimConfig(kubelets=True)")
+        return self.run_coro(fleet.move(node))
+
     def kubelet_token(self) -> str | None:
         """A bearer token both the API server and the kubelets accept (None when auth is off)."""
         return next(iter(self.config.tokens)) if self.config.tokens else None

@@ -133,6 +133,19 @@ class KubeletFleet:
         self.cluster.patch("nodes", None, endpoint.node, {"status": {
             "addresses": wanted, "daemonEndpoints": {"kubeletEndpoint": {"Port": endpoint.port}}}}, patch_type="merge")
 
+    async def move(self, node: str) -> KubeletEndpoint:
+        """Restart a node's kubelet on a new port (as after a restart with another ``--port``, or
+        the node coming back with a new address): the old listener closes, the Node's status gets
+        the new endpoint at once (kubelet's next status update). KeyError for an unserved node."""
+        old = self._endpoints[node]
+        site = self._sites.pop(node)
+        await self._serve(node)
+        self._by_port.pop(old.port, None)
+        await site.stop()
+        endpoint = self._endpoints[node]
+        self._publish(self.cluster.get("nodes", None, node), endpoint)
+        return endpoint
+
     def endpoint(self, node: str) -> KubeletEndpoint | None:
         """The endpoint of a served node."""
         return self._endpoints.get(node)
@@ -143,12 +156,14 @@ class KubeletFleet:
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
         node = self._by_port.get(int(sockname[1])) if sockname else None
         verb = _VERBS.get(request.method, request.method.lower())
-        user = ""
-        if node is None:  # the node went away while this connection was open
-            response: web.StreamResponse = web.Response(status=404, text="404 page not found\n")
-        else:
-            user, response = self._route(request, node, verb)
-        self.requests.add(KubeletRecord(node=node or "", verb=verb, path=request.path_qs, code=response.status,
+        if node is None:
+            # A kept-alive connection to a listener that closed (node deleted, kubelet moved): the
+            # kubelet process behind it is gone, so the connection is reset, not answered.
+            if request.transport is not None:
+                request.transport.abort()
+            raise ConnectionResetError("kubelet listener closed")
+        user, response = self._route(request, node, verb)
+        self.requests.add(KubeletRecord(node=node, verb=verb, path=request.path_qs, code=response.status,
                                         user=user, user_agent=request.headers.get("User-Agent", ""),
                                         time=self._clock()))
         return response
