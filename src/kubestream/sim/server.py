@@ -98,7 +98,8 @@ class SimServer:
         self._port = int(sockets[0].getsockname()[1])
         if self.config.kubelets:
             assert self._tls is not None
-            self._kubelets = KubeletFleet(self.config, self.cluster, self.kubelet_requests, self._tls.server_context())
+            self._kubelets = KubeletFleet(self.config, self.cluster, self.kubelet_requests, self._tls.server_context(),
+                                          log_writers=self._api.log_writers)
             await self._kubelets.start()
 
     def stop(self) -> None:
