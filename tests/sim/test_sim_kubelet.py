@@ -200,3 +200,20 @@ def test_stats_summary_has_the_summary_api_shape_with_stable_plausible_numbers(s
     denied = _get(sim, "node-a", "/stats/summary", token="pods-only")
     assert denied.status == 403 and denied.data == b"Forbidden (user=lister, verb=get, resource=nodes, subresource=stats)"
     assert _get(sim, "node-a", "/stats/summary", token="nope").status == 401
+
+
+def test_kubelet_requests_show_in_the_api_servers_log_marked_as_kubelets_but_not_in_its_counts(
+        sim: SimServer) -> None:
+    from kubestream.sim.testing import http
+    sim.requests.reset()
+    assert _get(sim, "node-a", "/pods").status == 200
+    assert _get(sim, "node-a", "/stats/summary", token="viewer-token").status == 200
+    kubelet = [r for r in sim.requests.records(server=None) if r.server == "kubelet"]
+    assert [(r.node, r.verb, r.resource, r.subresource, r.code, r.user) for r in kubelet] == [
+        ("node-a", "get", "nodes", "pods", 200, "admin"), ("node-a", "get", "nodes", "stats", 200, "viewer")]
+    assert sim.requests.records(server="kubelet") == kubelet
+    assert not any(r.server == "kubelet" for r in sim.requests.records())
+    assert sim.requests.count(resource="nodes") == 0 and "get nodes" not in sim.requests.counts()
+    document = http(sim, "GET", "/_sim/requests", headers={"Authorization": "Bearer admin-token"}).json
+    served = [(r["server"], r["node"], r["path"]) for r in document["records"] if r["server"] == "kubelet"]
+    assert served == [("kubelet", "node-a", "/pods"), ("kubelet", "node-a", "/stats/summary")]

@@ -39,8 +39,9 @@ class SimServer:
         self.cluster = SimCluster(self.config)
         self.faults = Faults()
         self.requests = RequestLog()
-        self.kubelet_requests = KubeletRequestLog()
-        """Requests the simulated kubelets served (``config.kubelets``), apart from ``requests``."""
+        self.kubelet_requests = KubeletRequestLog(mirror=self.requests)
+        """Requests the simulated kubelets served (``config.kubelets``); also in ``requests`` with
+        ``server="kubelet"`` (``requests.records(server=None)``), never in its counts."""
         self._api = ApiApp(self.config, self.cluster, self.faults, self.requests)
         self._kubelets: KubeletFleet | None = None
         self.faults.bind(self._drop_watches, self.cluster.compact)

@@ -177,7 +177,7 @@ class KubeletFleet:
         user, response = await self._route(request, node, verb)
         self.requests.add(KubeletRecord(node=node, verb=verb, path=request.path_qs, code=response.status,
                                         user=user, user_agent=request.headers.get("User-Agent", ""),
-                                        time=self._clock()))
+                                        time=self._clock(), subresource=_subresource(request.path)))
         return response
 
     async def _route(self, request: web.Request, node: str, verb: str) -> tuple[str, web.StreamResponse]:
@@ -208,8 +208,7 @@ class KubeletFleet:
 
     def _authorize(self, user: str, verb: str, path: str) -> str | None:
         """None when allowed, else the subresource named in the 403."""
-        own = next((sub for prefix, sub in _SUBRESOURCE_PREFIXES
-                    if path == prefix or path.startswith(prefix + "/")), None)
+        own = _own_subresource(path)
         fine = _FINE_GRAINED.get(path)
         chain = [own] if own else ([fine] if fine else []) + ["proxy"]
         for sub in chain:
@@ -243,3 +242,13 @@ def _item(pod: dict[str, Any]) -> dict[str, Any]:
     # List items carry no kind/apiVersion in Go's encoding (empty TypeMeta is omitted).
     view = kubelet_view(pod)
     return {k: v for k, v in view.items() if k not in ("kind", "apiVersion")}
+
+
+def _own_subresource(path: str) -> str | None:
+    return next((sub for prefix, sub in _SUBRESOURCE_PREFIXES if path == prefix or path.startswith(prefix + "/")),
+                None)
+
+
+def _subresource(path: str) -> str:
+    """The subresource a request is accounted under: its own, the fine-grained one, or proxy."""
+    return _own_subresource(path) or _FINE_GRAINED.get(path) or "proxy"
