@@ -72,6 +72,9 @@ MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 SETTLE_S = 3.0
 """The longest a new pod's first log lines wait for its metadata: the /pods read they trigger
 (kubelet mode) or the pod watch's ADDED (API server mode), then its owners and namespace."""
+HOLD_UNKNOWN_S = 30.0
+"""Kubelet mode: how long a new pod's first lines wait while the kubelet's reads fail (it has not
+answered since the pod's UID was seen), so selection and routing by labels see its labels."""
 NEW_POD_DIR_S = 30.0
 """API server mode: only a pod directory changed this recently is a plausibly new pod whose lines
 wait for the pod watch (files of long-gone pods found at start-up never wait)."""
@@ -486,7 +489,7 @@ class Enricher:
         deadline = self._seen_at.get(uid, now) + SETTLE_S
         if uid not in self.pods:
             if self.kubelet is not None:
-                await self.kubelet.settle(uid, max(0.0, deadline - now))
+                await self._settle_kubelet(self.kubelet, uid, now)
             elif _recently_changed(path, uid, NEW_POD_DIR_S):
                 await self._wait_for_pod(uid, deadline - now)
         pod = self.pods.get(uid)
@@ -495,6 +498,24 @@ class Enricher:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
                     await self._await_pod_metadata(pod)
+
+    async def _settle_kubelet(self, kubelet: KubeletPods, uid: str, now: float) -> None:
+        """Wait for a read started after the UID was asked about; while the reads fail (the
+        kubelet is unreachable or refuses, at start before its first answer too) keep waiting, up
+        to ``HOLD_UNKNOWN_S`` from when the UID was first seen: a line whose pod's labels are not
+        known yet must not be selected or routed as if the pod had none."""
+        seen = self._seen_at.get(uid, now)
+        await kubelet.settle(uid, max(0.0, seen + SETTLE_S - now))
+        hold_until = seen + HOLD_UNKNOWN_S
+        while uid not in kubelet.store and not kubelet.answered_since(uid):
+            remaining = hold_until - time.monotonic()
+            if remaining <= 0:
+                log.warning("logs: the kubelet has not answered for %.0fs; lines of pod uid %s go on "
+                            "without its metadata (labels unknown)", HOLD_UNKNOWN_S, uid)
+                return
+            kubelet.want(uid)
+            await kubelet.settle(uid, min(remaining, SETTLE_S))
+            await asyncio.sleep(min(0.05, max(0.0, hold_until - time.monotonic())))
 
     async def _wait_for_pod(self, uid: str, timeout: float) -> None:  # noqa: ASYNC109 - a bound
         if timeout <= 0 or self.pods is None or uid in self.pods:

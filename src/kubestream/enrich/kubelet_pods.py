@@ -109,6 +109,8 @@ class KubeletPods:
         """Set (and replaced) after every read attempt, successful or not."""
         self._attempt_started = float("-inf")
         """When the last finished attempt started."""
+        self._answered_started = float("-inf")
+        """When the last successful read started."""
 
     def address_changed(self, url: str) -> None:
         """The Node now publishes ``url`` as its kubelet's address: switch before the next read,
@@ -148,6 +150,12 @@ class KubeletPods:
             except TimeoutError:
                 return
 
+    def answered_since(self, uid: str) -> bool:
+        """Whether a successful read started after ``uid`` was first asked about (its answer,
+        found or not, is in the store); False for a UID never asked about."""
+        asked = self._asked.get(uid)
+        return asked is not None and self._answered_started >= asked
+
     async def run(self) -> None:
         """Poll until cancelled; never raises on kubelet or API errors."""
         lister = await self._until_connected()
@@ -159,6 +167,8 @@ class KubeletPods:
                 last = self._clock()
                 ok = await self._read(lister)
                 self._attempt_started = last
+                if ok:
+                    self._answered_started = last
                 self._attempt_done.set()
                 self._attempt_done = asyncio.Event()
                 if ok:
