@@ -128,7 +128,7 @@ def test_identity_without_nodes_pods_or_proxy_is_403(sim: SimServer) -> None:
 
 def test_fine_grained_nodes_pods_is_enough_for_pods_but_not_other_paths(sim: SimServer) -> None:
     assert _get(sim, "node-a", "/pods", "pods-only").status == 200
-    assert _get(sim, "node-a", "/runningpods/", "pods-only").status == 403  # checked as nodes/proxy
+    assert _get(sim, "node-a", "/containerLogs/default/x/app", "pods-only").status == 403  # nodes/proxy
 
 
 def test_a_node_created_later_gets_a_kubelet_and_a_deleted_one_loses_it(sim: SimServer) -> None:

@@ -42,11 +42,13 @@ from kubestream.sim.storage.status import SimApiError
 _log = logging.getLogger(__name__)
 _VERBS = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 """HTTP method → authorization verb (auth.go ``GetRequestAttributes``)."""
-_FINE_GRAINED = {"/pods": "pods", "/healthz": "healthz"}
+_FINE_GRAINED = {"/pods": "pods", "/runningpods/": "pods", "/healthz": "healthz", "/configz": "configz"}
 """Paths whose fine-grained subresource falls back to ``nodes/proxy`` (KubeletFineGrainedAuthz)."""
-_SUBRESOURCE_PREFIXES = (("/stats", "stats"), ("/metrics", "metrics"), ("/logs", "log"))
-"""auth.go ``GetRequestAttributes``: these paths are checked against their own subresource only;
-every other path (``/containerLogs``, ``/exec``, ...) against ``nodes/proxy``."""
+_SUBRESOURCE_PREFIXES = (("/stats", "stats"), ("/metrics", "metrics"), ("/logs", "log"), ("/spec", "spec"),
+                         ("/checkpoint", "checkpoint"))
+"""auth.go ``GetRequestAttributes`` (the table of kubernetes.io "Kubelet authentication/authorization"):
+these paths are checked against their own subresource only; every other path (``/containerLogs``,
+``/exec``, ...) against ``nodes/proxy``."""
 
 
 @dataclass(frozen=True, slots=True)
