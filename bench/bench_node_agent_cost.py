@@ -16,6 +16,18 @@ per-watch accounting), objects cached; and at the end, how many of the node's po
 block (owner chain to the top workload, namespace labels, services).
 
     python -m bench.bench_node_agent_cost [--window 60]
+
+``--scale NODES,PODS`` measures instead a sample of node agents (``--agents``, default 3) in
+*both* metadata modes at once (``logs.metadata_source`` apiserver and kubelet, each agent with its
+own token; the simulator serves HTTPS kubelets) against a cluster of that size with churn, and
+prints per agent per hour: requests, watch events and bytes, kubelet ``/pods`` reads, objects
+cached; and the process's RSS growth while the agents ran (all agents together, the simulator's
+own growth included, so an upper bound). A 5,000-node cluster of 150,000 pods does not fit this
+machine's simulator (about 270 KB of RSS per stored pod with its managedFields and history), so
+the figures come from the largest size that builds; per-agent cost depends on the pods of the
+agent's node, not on the cluster, which is what the run shows.
+
+    python -m bench.bench_node_agent_cost --scale 500,15000 --agents 3 --window 120
 """
 
 from __future__ import annotations
@@ -31,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_soak import workload_config
-from kubestream.config.settings import KubeSettings, Settings
+from kubestream.config.settings import EventsSettings, KubeletSettings, KubeSettings, LogsSettings, Settings
 from kubestream.enrich import Enricher
 from kubestream.kube.client import KubeClient
 from kubestream.sim.server import SimServer
@@ -165,11 +177,115 @@ def _cpus() -> int:
     return os.cpu_count() or 0
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _pick_nodes(server: SimServer, count: int, target: int) -> list[tuple[str, int]]:
+    per_node = Counter(p["spec"].get("nodeName") for p in server.cluster.list("pods") if p["spec"].get("nodeName"))
+    ranked = sorted(per_node.items(), key=lambda kv: (abs(kv[1] - target), kv[0]))
+    return [(str(n), c) for n, c in ranked[:count]]
+
+
+async def _measure_scale(nodes: int, pods: int, agents: int, window_s: float) -> None:
+    tokens = {f"{mode}-{i}-token": f"system:serviceaccount:kubestream:{mode}-{i}"
+              for mode in ("apiserver", "kubelet") for i in range(agents)}
+    rss_start = _rss_mb()
+    with tempfile.TemporaryDirectory(prefix="bench-node-scale-") as tmp, \
+            running_sim(tokens=tokens, bookmark_interval_s=60.0, kubelets=True, kubelet_sync_s=5.0) as server:
+        config = workload_config(pods)
+        config.update(nodes=nodes, events_per_s=0.0, namespaces=max(20, pods // 1000),
+                      services=max(50, pods // 30))
+        workload = Workload(server.cluster, WorkloadConfig(**config))
+        t_build = time.time()
+        for _ in range(3):  # created, then scheduled
+            workload.step()
+        build_s = time.time() - t_build
+        pods_total = len(server.cluster.list("pods"))
+        chosen = _pick_nodes(server, agents, pods // nodes)
+        for node, _ in chosen:
+            server.kubelet(node)
+        rss_cluster = _rss_mb()
+        clients: list[KubeClient] = []
+        enrichers: dict[str, Enricher] = {}
+        tasks: list[asyncio.Task[None]] = []
+        for token, user in tokens.items():
+            mode, index = user.rsplit(":", 1)[1].split("-")
+            kubeconfig = server.write_kubeconfig(Path(tmp) / f"{token}.kubeconfig", token=token)
+            token_file = Path(tmp) / f"{token}.token"
+            token_file.write_text(token)
+            logs = LogsSettings(enabled=True, node_name=chosen[int(index)][0], metadata_source=mode,
+                                kubelet=KubeletSettings(ca_file=server.kubelet_ca_path, token_file=token_file))
+            settings = Settings(kube=KubeSettings(kubeconfig=str(kubeconfig)), logs=logs,
+                                events=EventsSettings(enabled=False))
+            client = await KubeClient.create(settings.kube)
+            clients.append(client)
+            e = Enricher(client, settings, node_name=chosen[int(index)][0])
+            enrichers[user] = e
+            tasks.append(asyncio.create_task(e.run()))
+        try:
+            t_sync = time.time()
+            for e in enrichers.values():
+                await asyncio.wait_for(e.synced.wait(), 600)
+            sync_s = time.time() - t_sync
+            server.requests.reset()
+            server.kubelet_requests.reset()
+            workload.start()
+            t0 = time.time()
+            await asyncio.sleep(window_s)
+            t1 = time.time()
+            workload.stop(flush=False)
+            await asyncio.sleep(2.0)
+            rss_agents = _rss_mb()
+            per_user = {u: (server.requests.watch_totals(user=u), _by_request(server, u, t0, time.time()))
+                        for u in tokens.values()}
+            kubelet_reads = {node: server.kubelet_requests.count(node=node, path="/pods") for node, _ in chosen}
+            cached = {u: _cached(e) for u, e in enrichers.items()}
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for client in clients:
+                await client.close()
+    hours = (t1 - t0) / 3600
+    print(f"machine: {platform.machine()} {platform.python_implementation()} {platform.python_version()}, "
+          f"{_cpus()} CPUs")
+    print(f"cluster: {nodes} nodes, {pods_total} pods; built in {build_s:.0f} s; agents on "
+          f"{', '.join(f'{n} ({c} pods)' for n, c in chosen)}; synced in {sync_s:.1f} s; window {t1 - t0:.0f} s")
+    print(f"RSS: start {rss_start:.0f} MB, cluster built {rss_cluster:.0f} MB, after the window with "
+          f"{len(enrichers)} agents {rss_agents:.0f} MB")
+    for mode in ("apiserver", "kubelet"):
+        users = [u for u in tokens.values() if f":{mode}-" in u]
+        n = len(users)
+        requests = sum(sum(per_user[u][1].values()) for u in users)
+        events = sum(per_user[u][0].events for u in users)
+        mbytes = sum(per_user[u][0].bytes for u in users) / 1e6
+        objects = sum(sum(cached[u].values()) for u in users)
+        pod_requests = sum(v for u in users for k, v in per_user[u][1].items() if k.endswith(" pods"))
+        print(f"\n{mode} mode, per agent per hour (mean of {n}): {requests / n / hours:.0f} requests "
+              f"({pod_requests / n / hours:.0f} on pods), {events / n / hours:.0f} watch events, "
+              f"{mbytes / n / hours:.2f} MB streamed; objects cached {objects / n:.0f}")
+        if mode == "kubelet":
+            print(f"  kubelet GET /pods per agent per hour: {sum(kubelet_reads.values()) / n / hours:.0f}")
+        for u in users:
+            print(f"  {u.rsplit(':', 1)[1]}: {_fmt(per_user[u][1])}; cached {_fmt(cached[u])}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--window", type=float, default=60.0, help="seconds of churn measured (default 60)")
+    parser.add_argument("--scale", help="NODES,PODS: node agents in both metadata modes on a cluster of that size")
+    parser.add_argument("--agents", type=int, default=3, help="node agents per mode with --scale (default 3)")
     args = parser.parse_args()
-    asyncio.run(_measure(args.window))
+    if args.scale:
+        nodes, pods = (int(x) for x in args.scale.split(","))
+        asyncio.run(_measure_scale(nodes, pods, args.agents, args.window))
+    else:
+        asyncio.run(_measure(args.window))
 
 
 if __name__ == "__main__":

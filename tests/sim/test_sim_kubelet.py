@@ -128,7 +128,7 @@ def test_identity_without_nodes_pods_or_proxy_is_403(sim: SimServer) -> None:
 
 def test_fine_grained_nodes_pods_is_enough_for_pods_but_not_other_paths(sim: SimServer) -> None:
     assert _get(sim, "node-a", "/pods", "pods-only").status == 200
-    assert _get(sim, "node-a", "/stats/summary", "pods-only").status == 403
+    assert _get(sim, "node-a", "/containerLogs/default/x/app", "pods-only").status == 403  # nodes/proxy
 
 
 def test_a_node_created_later_gets_a_kubelet_and_a_deleted_one_loses_it(sim: SimServer) -> None:
@@ -142,3 +142,78 @@ def test_a_node_created_later_gets_a_kubelet_and_a_deleted_one_loses_it(sim: Sim
 def test_without_kubelets_asking_for_one_says_how_to_enable_it() -> None:
     with running_sim() as server, pytest.raises(RuntimeError, match="kubelets=True"):
         server.kubelet("node-a")
+
+
+def _logged_pod(server: SimServer, tmp_path: Any, name: str, lines: int) -> tuple[dict[str, Any], list[bytes]]:
+    from kubestream.sim.nodes.logfiles import NodeLogConfig, NodeLogWriter
+    writer = NodeLogWriter(NodeLogConfig(root=tmp_path / "pods", node="node-a"), cluster=server.cluster)
+    server.serve_node_logs(writer)
+    cid = "containerd://" + "a" * 64
+    pod = server.cluster.create("pods", {
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "nginx:1.27"}]},
+        "status": {"phase": "Running", "containerStatuses": [{
+            "name": "app", "restartCount": 0, "ready": True, "image": "nginx:1.27", "imageID": "", "containerID": cid,
+            "state": {"running": {"startedAt": "2026-12-03T05:00:00Z"}}, "lastState": {}}]}})
+    writer.sync_pods()
+    seqs = [b"seq=%d" % writer.write_line(pod["metadata"]["uid"], "app", "plain", "stdout")[0].seq
+            for _ in range(lines)]
+    writer.stop()
+    return pod, seqs
+
+
+def test_container_logs_reads_the_node_log_writers_files_with_kubelets_options(sim: SimServer, tmp_path: Any) -> None:
+    _, seqs = _logged_pod(sim, tmp_path, "web", 4)
+    reply = _get(sim, "node-a", "/containerLogs/default/web/app")
+    assert reply.status == 200 and [x.rsplit(b" ", 1)[1] for x in reply.data.splitlines()] == seqs
+    tail = _get(sim, "node-a", "/containerLogs/default/web/app?tailLines=1&timestamps=true").data.splitlines()
+    assert len(tail) == 1 and tail[0].endswith(seqs[-1]) and tail[0][:4].isdigit()
+    previous = _get(sim, "node-a", "/containerLogs/default/web/app?previous=true")
+    assert previous.status == 400 and previous.data == b'previous terminated container "app" in pod "web" not found\n'
+    assert _get(sim, "node-a", "/containerLogs/default/web/nope").status == 400
+    # Another node's kubelet does not run the pod.
+    assert _get(sim, "node-b", "/containerLogs/default/web/app").status == 404
+    # containerLogs is authorized as nodes/proxy: the lister (nodes/pods only) is refused.
+    denied = _get(sim, "node-a", "/containerLogs/default/web/app", token="pods-only")
+    assert denied.status == 403 and b"subresource=proxy" in denied.data
+
+
+def test_stats_summary_has_the_summary_api_shape_with_stable_plausible_numbers(sim: SimServer) -> None:
+    sim.cluster.create("pods", {
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "nginx:1.27"}]},
+        "status": {"phase": "Running", "startTime": "2026-12-03T05:00:00Z",
+                   "containerStatuses": [{"name": "app", "state": {"running": {}}}]}})
+    first = orjson.loads(_get(sim, "node-a", "/stats/summary").data)
+    assert first["node"]["nodeName"] == "node-a"
+    [pod] = first["pods"]
+    assert pod["podRef"]["name"] == "web" and [c["name"] for c in pod["containers"]] == ["app"]
+    app = pod["containers"][0]
+    assert 10_000_000 <= app["cpu"]["usageNanoCores"] <= 500_000_000
+    assert 20 << 20 <= app["memory"]["workingSetBytes"] <= 520 << 20
+    assert first["node"]["memory"]["workingSetBytes"] > app["memory"]["workingSetBytes"]
+    again = orjson.loads(_get(sim, "node-a", "/stats/summary").data)
+    assert again["pods"][0]["containers"][0]["memory"] == app["memory"] | {"time": again["node"]["memory"]["time"]}
+    assert orjson.loads(_get(sim, "node-b", "/stats/summary").data)["pods"] == []
+    # /stats is checked against nodes/stats alone (no proxy fallback): the viewer lacks it.
+    sim.config.deny = [*DENY, DenyRule(resource="nodes/stats", user="lister")]
+    denied = _get(sim, "node-a", "/stats/summary", token="pods-only")
+    assert denied.status == 403 and denied.data == b"Forbidden (user=lister, verb=get, resource=nodes, subresource=stats)"
+    assert _get(sim, "node-a", "/stats/summary", token="nope").status == 401
+
+
+def test_kubelet_requests_show_in_the_api_servers_log_marked_as_kubelets_but_not_in_its_counts(
+        sim: SimServer) -> None:
+    from kubestream.sim.testing import http
+    sim.requests.reset()
+    assert _get(sim, "node-a", "/pods").status == 200
+    assert _get(sim, "node-a", "/stats/summary", token="viewer-token").status == 200
+    kubelet = [r for r in sim.requests.records(server=None) if r.server == "kubelet"]
+    assert [(r.node, r.verb, r.resource, r.subresource, r.code, r.user) for r in kubelet] == [
+        ("node-a", "get", "nodes", "pods", 200, "admin"), ("node-a", "get", "nodes", "stats", 200, "viewer")]
+    assert sim.requests.records(server="kubelet") == kubelet
+    assert not any(r.server == "kubelet" for r in sim.requests.records())
+    assert sim.requests.count(resource="nodes") == 0 and "get nodes" not in sim.requests.counts()
+    document = http(sim, "GET", "/_sim/requests", headers={"Authorization": "Bearer admin-token"}).json
+    served = [(r["server"], r["node"], r["path"]) for r in document["records"] if r["server"] == "kubelet"]
+    assert served == [("kubelet", "node-a", "/pods"), ("kubelet", "node-a", "/stats/summary")]

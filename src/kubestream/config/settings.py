@@ -363,8 +363,9 @@ class KubeletSettings(_Section):
     """How the node agent reads its node's pods from the kubelet (``logs.metadata_source: kubelet``)."""
 
     url: str | None = None
-    """Base URL of the kubelet API, e.g. ``https://10.0.0.7:10250``. Unset: read once from the agent's
-    Node object (``status.addresses`` InternalIP and ``status.daemonEndpoints.kubeletEndpoint.Port``)."""
+    """Base URL of the kubelet API, e.g. ``https://10.0.0.7:10250``. Unset: the agent's Node object's
+    (``status.addresses`` InternalIP and ``status.daemonEndpoints.kubeletEndpoint.Port``), followed
+    when it changes."""
     ca_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
     """CA bundle that signed the kubelet's serving certificate (default: the service-account CA)."""
     token_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")

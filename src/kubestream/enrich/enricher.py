@@ -46,7 +46,7 @@ from kubestream.enrich.node_scope import NodeScope
 from kubestream.enrich.owners import NOT_CACHED, NotCached, OwnerChain, walk
 from kubestream.enrich.valuecap import ValueCap
 from kubestream.kube.client import KubeClient
-from kubestream.kube.kubelet_client import KubeletClient, resolve_kubelet_url
+from kubestream.kube.kubelet_client import KubeletClient, node_info_kubelet_url, resolve_kubelet_url
 from kubestream.kube.objects import (
     WORKLOAD_KINDS,
     ContainerKind,
@@ -72,6 +72,9 @@ MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 SETTLE_S = 3.0
 """The longest a new pod's first log lines wait for its metadata: the /pods read they trigger
 (kubelet mode) or the pod watch's ADDED (API server mode), then its owners and namespace."""
+HOLD_UNKNOWN_S = 30.0
+"""Kubelet mode: how long a new pod's first lines wait while the kubelet's reads fail (it has not
+answered since the pod's UID was seen), so selection and routing by labels see its labels."""
 NEW_POD_DIR_S = 30.0
 """API server mode: only a pod directory changed this recently is a plausibly new pod whose lines
 wait for the pod watch (files of long-gone pods found at start-up never wait)."""
@@ -167,6 +170,8 @@ class Enricher:
         if e.nodes:
             self.nodes = self._cache("Node", NODES, d.node,
                                      field_selector=f"metadata.name={self.node_name}" if self.node_name else None)
+            if self.kubelet is not None and self._settings.logs.kubelet.url is None:
+                self.nodes.subscribe(self._node_stored)
         if self.node_name:
             self._build_node_scope()
             return
@@ -239,20 +244,48 @@ class Enricher:
         return store
 
     def _kubelet_pods(self) -> ObjectStore[PodInfo]:
-        """The pod store fed from the kubelet's /pods; only a node agent (with a node name) gets here."""
+        """The pod store fed from the kubelet's /pods; only a node agent (with a node name) gets here.
+
+        The kubelet's address: ``logs.kubelet.url`` if set, else the Node's. With the Node watched
+        (``enrich.nodes``) the address comes from that watch, first and on every change, at no extra
+        request; without it, from one list of the node (again after unreachable reads)."""
         store: ObjectStore[PodInfo] = ObjectStore("Pod", delete_delay_s=self._enrich.delete_delay_s,
                                                   metrics=self._metrics)
         kubelet = self._settings.logs.kubelet
         node = self.node_name
         assert node is not None
+        watched = kubelet.url is None and self._enrich.nodes
+
+        async def resolve() -> str:
+            return await resolve_kubelet_url(self._client, node)
 
         async def connect() -> PodLister:
-            url = kubelet.url or await resolve_kubelet_url(self._client, node)
-            return KubeletClient(kubelet, url)
+            url = kubelet.url
+            if url is None and watched:
+                url = await self._watched_kubelet_url(node)
+            return KubeletClient(kubelet, url or await resolve())
 
         self.kubelet = KubeletPods(connect, store, self._decoders.pod, kubelet, self._settings.kube,
-                                   metrics=self._metrics)
+                                   metrics=self._metrics, relocate=resolve if kubelet.url is None and not watched
+                                   else None)
         return store
+
+    async def _watched_kubelet_url(self, node: str) -> str | None:
+        """The kubelet URL of the watched Node once its watch has listed (None: not there or no
+        InternalIP yet, the list decides); later changes reach ``KubeletPods.address_changed``."""
+        reflector = next(r for r in self._reflectors if r.name == NODES.plural)
+        await reflector.synced.wait()
+        assert self.nodes is not None
+        found = self.nodes.get_by_name(None, node)
+        return node_info_kubelet_url(found) if found is not None else None
+
+    def _node_stored(self, node: NodeInfo) -> None:
+        """Every update of the watched Node: tell the kubelet poller where its kubelet is now."""
+        if self.kubelet is None or node.name != self.node_name:
+            return
+        url = node_info_kubelet_url(node)
+        if url is not None:
+            self.kubelet.address_changed(url)
 
     @property
     def reflectors(self) -> list[Reflector[Any]]:
@@ -456,7 +489,7 @@ class Enricher:
         deadline = self._seen_at.get(uid, now) + SETTLE_S
         if uid not in self.pods:
             if self.kubelet is not None:
-                await self.kubelet.settle(uid, max(0.0, deadline - now))
+                await self._settle_kubelet(self.kubelet, uid, now)
             elif _recently_changed(path, uid, NEW_POD_DIR_S):
                 await self._wait_for_pod(uid, deadline - now)
         pod = self.pods.get(uid)
@@ -465,6 +498,24 @@ class Enricher:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
                     await self._await_pod_metadata(pod)
+
+    async def _settle_kubelet(self, kubelet: KubeletPods, uid: str, now: float) -> None:
+        """Wait for a read started after the UID was asked about; while the reads fail (the
+        kubelet is unreachable or refuses, at start before its first answer too) keep waiting, up
+        to ``HOLD_UNKNOWN_S`` from when the UID was first seen: a line whose pod's labels are not
+        known yet must not be selected or routed as if the pod had none."""
+        seen = self._seen_at.get(uid, now)
+        await kubelet.settle(uid, max(0.0, seen + SETTLE_S - now))
+        hold_until = seen + HOLD_UNKNOWN_S
+        while uid not in kubelet.store and not kubelet.answered_since(uid):
+            remaining = hold_until - time.monotonic()
+            if remaining <= 0:
+                log.warning("logs: the kubelet has not answered for %.0fs; lines of pod uid %s go on "
+                            "without its metadata (labels unknown)", HOLD_UNKNOWN_S, uid)
+                return
+            kubelet.want(uid)
+            await kubelet.settle(uid, min(remaining, SETTLE_S))
+            await asyncio.sleep(min(0.05, max(0.0, hold_until - time.monotonic())))
 
     async def _wait_for_pod(self, uid: str, timeout: float) -> None:  # noqa: ASYNC109 - a bound
         if timeout <= 0 or self.pods is None or uid in self.pods:

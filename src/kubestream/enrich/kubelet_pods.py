@@ -13,11 +13,19 @@ Failures (unreachable, 401/403, TLS, garbage) count ``kubestream_kubelet_errors_
 back off with full jitter and keep the cache as it is; they never fall back to the API server.
 One log line per state change (failing with a new reason, recovered), not per retry. ``synced``
 (readiness) is set by the first successful read.
+
+The kubelet's address is the Node's (InternalIP and ``kubeletEndpoint.Port``), which kubelet
+rewrites on every status update, so it can change while the agent runs. ``address_changed`` is fed
+by the agent's Node watch (every Node update it receives anyway, no extra request): a new address
+switches the client and reads from it at once. Without a Node watch (``enrich.nodes: false``) a
+connection, TLS or timeout failure looks the Node up again (``relocate``, one list of one node, at
+most every ``RELOCATE_S``): a kubelet that moved is found, one that is down costs a request a minute.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -37,6 +45,10 @@ log = logging.getLogger(__name__)
 
 JITTER = 0.2
 """Each interval is ``refresh_s`` times a factor drawn in [1 - JITTER, 1 + JITTER]."""
+RELOCATE_S = 60.0
+"""Without a Node watch, the Node is looked up again after an unreachable read at most this often."""
+_MOVED_REASONS = frozenset({"connection", "tls", "timeout"})
+"""Failures that an address change would explain (401/403/5xx come from a kubelet that answers)."""
 ASKED_TTL_S = 60.0
 """An unknown UID asks for one refresh; asking again for the same UID waits this long (a pod
 whose files outlive its metadata must not keep the kubelet busy)."""
@@ -45,7 +57,11 @@ whose files outlive its metadata must not keep the kubelet busy)."""
 class PodLister(Protocol):
     """What the poller needs of ``KubeletClient``."""
 
+    url: str
+
     async def pods(self) -> list[dict[str, Any]]: ...
+
+    async def retarget(self, url: str) -> bool: ...
 
     async def close(self) -> None: ...
 
@@ -58,10 +74,20 @@ class KubeletPods:
     def __init__(self, connect: Callable[[], Awaitable[PodLister]], store: ObjectStore[PodInfo],
                  decode: Callable[[dict[str, Any]], PodInfo | None], settings: KubeletSettings,
                  kube: KubeSettings, *, metrics: Metrics | None = None, min_gap_s: float = 1.0,
-                 rng: random.Random | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 rng: random.Random | None = None, clock: Callable[[], float] = time.monotonic,
+                 relocate: Callable[[], Awaitable[str]] | None = None) -> None:
         """``connect`` is an async callable returning a ``PodLister`` (it may have to find the
-        kubelet's address first); it is retried with the same backoff as the reads."""
+        kubelet's address first); it is retried with the same backoff as the reads. ``relocate``
+        (None when a Node watch calls ``address_changed``, or the URL is configured) reads the
+        kubelet's address from the API again after a read the kubelet did not answer."""
         self._connect = connect
+        self._relocate = relocate
+        self._relocated_at = float("-inf")
+        self._moved_to: str | None = None
+        self._url: str | None = None
+        """The address the client reads from (None until connected)."""
+        self.address_changes = 0
+        """How often the client was switched to a new kubelet address."""
         self.store = store
         self._decode = decode
         self._settings = settings
@@ -83,6 +109,17 @@ class KubeletPods:
         """Set (and replaced) after every read attempt, successful or not."""
         self._attempt_started = float("-inf")
         """When the last finished attempt started."""
+        self._answered_started = float("-inf")
+        """When the last successful read started."""
+
+    def address_changed(self, url: str) -> None:
+        """The Node now publishes ``url`` as its kubelet's address: switch before the next read,
+        which happens at once (the old address probably answers no more). The same address again
+        (every Node status update carries it) does nothing."""
+        if url == (self._moved_to or self._url):
+            return
+        self._moved_to = url
+        self._wake.set()
 
     def want(self, uid: str) -> None:
         """A log directory names a pod UID the store does not know: refresh soon."""
@@ -113,23 +150,56 @@ class KubeletPods:
             except TimeoutError:
                 return
 
+    def answered_since(self, uid: str) -> bool:
+        """Whether a successful read started after ``uid`` was first asked about (its answer,
+        found or not, is in the store); False for a UID never asked about."""
+        asked = self._asked.get(uid)
+        return asked is not None and self._answered_started >= asked
+
     async def run(self) -> None:
         """Poll until cancelled; never raises on kubelet or API errors."""
         lister = await self._until_connected()
+        self._url = lister.url
         try:
             while True:
                 self._wake.clear()
+                await self._follow_address(lister)
                 last = self._clock()
                 ok = await self._read(lister)
                 self._attempt_started = last
+                if ok:
+                    self._answered_started = last
                 self._attempt_done.set()
                 self._attempt_done = asyncio.Event()
                 if ok:
                     await self._wait_for_next(last)
-                else:
-                    await asyncio.sleep(self._backoff.next_delay())
+                elif self._moved_to is None:
+                    await self._sleep_or_moved(self._backoff.next_delay())
         finally:
             await lister.close()
+
+    async def _follow_address(self, lister: PodLister) -> None:
+        url, self._moved_to = self._moved_to, None
+        if url is None:
+            return
+        old = lister.url
+        if await lister.retarget(url):
+            self._url = lister.url
+            self.address_changes += 1
+            self._backoff.reset()  # the failures so far were the old address's
+            log.info("kubelet pods: the Node's kubelet address changed from %s to %s", old, url)
+
+    async def _maybe_relocate(self, reason: str) -> None:
+        if self._relocate is None or reason not in _MOVED_REASONS:
+            return
+        now = self._clock()
+        if now - self._relocated_at < RELOCATE_S:
+            return
+        self._relocated_at = now
+        try:
+            self._moved_to = await self._relocate()
+        except KubeError as e:  # the API is down too: try again after the next failure
+            log.debug("kubelet pods: cannot look the Node up again: %s", e)
 
     async def _until_connected(self) -> PodLister:
         while True:
@@ -149,6 +219,7 @@ class KubeletPods:
             if e.reason == "unauthorized":
                 lister.forget_token()  # a rotated token is read again before the retry
             self._failed(e.reason, str(e))
+            await self._maybe_relocate(e.reason)
             return False
         self._apply(items)
         self.reads += 1
@@ -176,6 +247,14 @@ class KubeletPods:
             cache = "keeping the cached pods" if self.synced.is_set() else "not ready until it answers"
             log.warning("kubelet pods: %s; retrying with backoff, %s", message, cache)
             self._failing = reason
+
+    async def _sleep_or_moved(self, delay: float) -> None:
+        """Back off, but a new address ends the wait (a woken ``want`` does not)."""
+        deadline = self._clock() + delay
+        while self._moved_to is None and (remaining := deadline - self._clock()) > 0:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), remaining)
 
     async def _wait_for_next(self, last: float) -> None:
         interval = self._settings.refresh_s * self._rng.uniform(1 - JITTER, 1 + JITTER)

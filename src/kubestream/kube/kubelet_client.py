@@ -8,7 +8,10 @@ missing grant.
 
 Its address is the Node's: ``status.addresses`` InternalIP and
 ``status.daemonEndpoints.kubeletEndpoint.Port`` (what ``kubectl get --raw
-/api/v1/nodes/<node>/proxy/pods`` resolves too). Every failure is a ``KubeletError`` with a short
+/api/v1/nodes/<node>/proxy/pods`` resolves too). Kubelet writes both on every node status
+update (pkg/kubelet/nodestatus/setters.go ``NodeAddress``, ``DaemonEndpoints``), so they can
+change while the agent runs (a new InternalIP after a NIC or DHCP change, a kubelet restarted with
+another ``--port``): ``KubeletClient.retarget`` switches to the new address. Every failure is a ``KubeletError`` with a short
 ``reason`` (the ``kubestream_kubelet_errors_total`` label) and a one-line message.
 """
 
@@ -27,6 +30,7 @@ import kubestream
 from kubestream.config.settings import KubeletSettings
 from kubestream.errors import KubeError
 from kubestream.kube.client import KubeClient, decode_json
+from kubestream.kube.objects import NodeInfo
 
 _TOKEN_REREAD_S = 60.0
 """Projected service-account tokens rotate; client-go re-reads token files about once a minute."""
@@ -64,6 +68,13 @@ def _read_token(path: Path) -> str:
         raise KubeletError("credentials", f"cannot read logs.kubelet.token_file {path}: {e}") from e
 
 
+def kubelet_url(ip: str, port: int) -> str:
+    """``https://<ip>:<port>`` (IPv6 bracketed; port 0 or out of range: the default 10250)."""
+    port = port if 0 < port < 65536 else DEFAULT_KUBELET_PORT
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"https://{host}:{port}"
+
+
 def node_kubelet_url(node: dict[str, Any]) -> str | None:
     """``https://<InternalIP>:<kubeletEndpoint.Port>`` of a Node object, or None without an InternalIP."""
     status = node.get("status") if isinstance(node.get("status"), dict) else {}
@@ -76,9 +87,13 @@ def node_kubelet_url(node: dict[str, Any]) -> str | None:
         return None
     endpoint = (status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}
     port = endpoint.get("Port") if isinstance(endpoint, dict) else None
-    port = port if isinstance(port, int) and 0 < port < 65536 else DEFAULT_KUBELET_PORT
-    host = f"[{ip}]" if ":" in ip else ip
-    return f"https://{host}:{port}"
+    return kubelet_url(ip, port if isinstance(port, int) else 0)
+
+
+def node_info_kubelet_url(node: NodeInfo) -> str | None:
+    """The same URL from a cached (decoded) Node, or None without an InternalIP."""
+    ip = node.addresses.get("InternalIP")
+    return kubelet_url(ip, node.kubelet_port) if ip else None
 
 
 async def resolve_kubelet_url(client: KubeClient, node_name: str) -> str:
@@ -158,6 +173,16 @@ class KubeletClient:
             self._token = await asyncio.to_thread(_read_token, self._settings.token_file)
             self._token_read_at = now
         return self._token
+
+    async def retarget(self, url: str) -> bool:
+        """Send the next requests to ``url``; the pooled connections to the old address are closed
+        (their peer may be another host by now). Returns whether the address changed."""
+        url = url.rstrip("/")
+        if url == self.url:
+            return False
+        self.url = url
+        await self.close()
+        return True
 
     def forget_token(self) -> None:
         """Re-read the token file before the next request (after a 401: it may have rotated)."""

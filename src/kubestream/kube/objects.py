@@ -76,6 +76,9 @@ class NodeInfo(msgspec.Struct, frozen=True, gc=False):
     """First address of each type: InternalIP, ExternalIP, Hostname, ..."""
     annotations: Mapping[str, str] = _EMPTY
     rv: int = 0
+    kubelet_port: int = 0
+    """``status.daemonEndpoints.kubeletEndpoint.Port`` (0 when not published): with the InternalIP,
+    where a node agent in kubelet mode finds its kubelet, and notices when it moves."""
 
     @property
     def namespace(self) -> str:
@@ -210,14 +213,15 @@ class Decoders:
         if not uid:
             return None
         addresses: dict[str, str] = {}
-        for a in (raw.get("status") or {}).get("addresses") or ():
+        status = raw.get("status") or {}
+        for a in status.get("addresses") or ():
             kind, address = a.get("type"), a.get("address")
             if kind and address and kind not in addresses:
                 addresses[_intern(kind)] = address
         return NodeInfo(uid=uid, name=_intern(meta.get("name", "")),
                         labels=self.labels.apply(meta.get("labels"), intern_values=True),
                         annotations=self.annotations.apply(meta.get("annotations"), intern_values=False),
-                        addresses=addresses, rv=_rv(meta))
+                        addresses=addresses, rv=_rv(meta), kubelet_port=_kubelet_port(status))
 
     def namespace(self, raw: dict[str, Any]) -> NamespaceInfo | None:
         meta = raw.get("metadata") or {}
@@ -305,3 +309,9 @@ def _containers(spec: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[Con
                 image_id=_intern(image_id) if image_id else None,
                 container_id=st.get("containerID") or None))
     return tuple(out)
+
+
+def _kubelet_port(status: dict[str, Any]) -> int:
+    endpoint = (status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}
+    port = endpoint.get("Port") if isinstance(endpoint, dict) else None
+    return port if isinstance(port, int) and 0 < port < 65536 else 0

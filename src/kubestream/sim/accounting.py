@@ -31,6 +31,10 @@ class RequestRecord:
     user: str = ""
     """The user the bearer token authenticates as (``system:anonymous`` when auth is off, "" when
     rejected), so agents sharing one server can be told apart."""
+    server: str = "apiserver"
+    """Who served it: ``apiserver``, or ``kubelet`` (a simulated kubelet, see ``KubeletRecord``;
+    ``resource`` is then ``nodes``, ``subresource`` what kubelet authorized, ``node`` its node)."""
+    node: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -89,10 +93,11 @@ class RequestLog:
         with self._lock:
             self._records.append(record)
 
-    def records(self) -> list[RequestRecord]:
-        """A copy of all records, oldest first."""
+    def records(self, server: str | None = "apiserver") -> list[RequestRecord]:
+        """A copy of the records served by ``server`` (``apiserver``, ``kubelet``, None: both),
+        oldest first. ``count``/``counts`` are the API server's only."""
         with self._lock:
-            return list(self._records)
+            return [r for r in self._records if server is None or r.server == server]
 
     def count(self, verb: str | None = None, resource: str | None = None, namespace: Any = _UNSET,
               watch: bool | None = None) -> int:
@@ -100,7 +105,8 @@ class RequestLog:
         with self._lock:
             return sum(
                 1 for r in self._records
-                if (verb is None or r.verb == verb)
+                if r.server == "apiserver"
+                and (verb is None or r.verb == verb)
                 and (resource is None or r.resource == resource)
                 and (namespace is _UNSET or r.namespace == namespace)
                 and (watch is None or r.watch == watch)
@@ -111,6 +117,8 @@ class RequestLog:
         out: dict[str, int] = {}
         with self._lock:
             for r in self._records:
+                if r.server != "apiserver":
+                    continue
                 key = f"{r.verb} {r.resource}".strip()
                 out[key] = out.get(key, 0) + 1
         return out
@@ -173,7 +181,7 @@ class RequestLog:
 
     def to_json(self) -> dict[str, Any]:
         """The admin endpoint's document."""
-        return {"records": [r.to_json() for r in self.records()], "counts": self.counts(),
+        return {"records": [r.to_json() for r in self.records(server=None)], "counts": self.counts(),
                 "openWatches": self.open_watches(), "watchTraffic": [t.to_json() for t in self.watch_traffic()]}
 
 
@@ -194,24 +202,38 @@ class KubeletRecord:
     user: str
     user_agent: str
     time: float
+    subresource: str = "proxy"
+    """The ``nodes/<subresource>`` kubelet authorized the request as (auth.go)."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
+
+    def as_request(self) -> RequestRecord:
+        """The record as it appears in the API server's log (``server="kubelet"``)."""
+        return RequestRecord(verb=self.verb, resource="nodes", namespace=None, watch=False, code=self.code,
+                             label_selector=None, field_selector=None, user_agent=self.user_agent, path=self.path,
+                             time=self.time, subresource=self.subresource, user=self.user, server="kubelet",
+                             node=self.node)
 
 
 class KubeletRequestLog:
     """Thread-safe log of kubelet requests, kept apart from the API server's so a test can say
     "no pod list on the API server, N kubelet /pods requests"."""
 
-    def __init__(self) -> None:
+    def __init__(self, mirror: RequestLog | None = None) -> None:
+        """``mirror``: the API server's log, which gets each record too (``server="kubelet"``), so
+        ``records(server=None)`` and ``GET /_sim/requests`` show both servers in one timeline."""
         self._lock = threading.Lock()
         self._records: list[KubeletRecord] = []
+        self._mirror = mirror
 
     def add(self, record: KubeletRecord) -> None:
         """Record a served kubelet request."""
         with self._lock:
             self._records.append(record)
+        if self._mirror is not None:
+            self._mirror.add(record.as_request())
 
     def records(self) -> list[KubeletRecord]:
         """A copy of all records, oldest first."""

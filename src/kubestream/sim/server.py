@@ -39,8 +39,9 @@ class SimServer:
         self.cluster = SimCluster(self.config)
         self.faults = Faults()
         self.requests = RequestLog()
-        self.kubelet_requests = KubeletRequestLog()
-        """Requests the simulated kubelets served (``config.kubelets``), apart from ``requests``."""
+        self.kubelet_requests = KubeletRequestLog(mirror=self.requests)
+        """Requests the simulated kubelets served (``config.kubelets``); also in ``requests`` with
+        ``server="kubelet"`` (``requests.records(server=None)``), never in its counts."""
         self._api = ApiApp(self.config, self.cluster, self.faults, self.requests)
         self._kubelets: KubeletFleet | None = None
         self.faults.bind(self._drop_watches, self.cluster.compact)
@@ -98,7 +99,8 @@ class SimServer:
         self._port = int(sockets[0].getsockname()[1])
         if self.config.kubelets:
             assert self._tls is not None
-            self._kubelets = KubeletFleet(self.config, self.cluster, self.kubelet_requests, self._tls.server_context())
+            self._kubelets = KubeletFleet(self.config, self.cluster, self.kubelet_requests, self._tls.server_context(),
+                                          log_writers=self._api.log_writers)
             await self._kubelets.start()
 
     def stop(self) -> None:
@@ -165,6 +167,14 @@ class SimServer:
             raise RuntimeError("kubelets are not served: SimConfig(kubelets=True)")
         endpoints = self.run_coro(fleet.sync())
         return endpoints[node]
+
+    def move_kubelet(self, node: str) -> KubeletEndpoint:
+        """Restart a Node's kubelet on a new port and publish it in the Node's status (the old
+        port stops answering): a client must follow the Node to keep reading its kubelet."""
+        fleet = self._kubelets
+        if fleet is None:
+            raise RuntimeError("kubelets are not served: SimConfig(kubelets=True)")
+        return self.run_coro(fleet.move(node))
 
     def kubelet_token(self) -> str | None:
         """A bearer token both the API server and the kubelets accept (None when auth is off)."""

@@ -165,11 +165,12 @@ class PodLogServer:
     def __init__(self, writers: Mapping[str, NodeLogWriter]) -> None:
         self._writers = writers
 
-    async def serve(self, request: web.Request, pod: dict[str, Any]) -> web.StreamResponse:
-        """Answer one request for ``pod`` (its API view)."""
+    async def serve(self, request: web.Request, pod: dict[str, Any], container: str | None = None) -> web.StreamResponse:
+        """Answer one request for ``pod`` (its API view); ``container`` from the path (kubelet's
+        ``/containerLogs/{ns}/{pod}/{container}``) instead of the ``container`` query option."""
         meta = pod["metadata"]
         opts = parse_log_options(request.query, meta["name"])
-        container = pick_container(pod, opts.container)
+        container = pick_container(pod, container if container is not None else opts.container)
         node = (pod.get("spec") or {}).get("nodeName")
         writer = self._writers.get(node) if node else None
         if writer is None:
