@@ -55,7 +55,7 @@ def configure(settings: MemorySettings) -> None:
 
 
 _ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
-_arrow_tuned = False
+_arrow_tuned = ""
 
 
 def _tune_arrow() -> Any:
@@ -66,8 +66,8 @@ def _tune_arrow() -> Any:
     import pyarrow as pa
 
     pool = pa.default_memory_pool()
-    if not _arrow_tuned:
-        _arrow_tuned = True
+    if _arrow_tuned != pool.backend_name:
+        _arrow_tuned = pool.backend_name
         if pool.backend_name == "jemalloc":
             # jemalloc's default decay keeps freed pages for 10 s: the next batch would find
             # them, but so does the peak.
