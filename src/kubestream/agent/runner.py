@@ -37,6 +37,7 @@ from kubestream.errors import ConfigError, KubestreamError, SinkFatalError, Sink
 from kubestream.kube.client import KubeClient
 from kubestream.obs.metrics import Metrics
 from kubestream.obs.server import ObsServer
+from kubestream.pipeline import memory
 from kubestream.pipeline.batcher import Pipeline
 from kubestream.pipeline.delivery import Delivery
 from kubestream.pipeline.spool import Spool
@@ -103,6 +104,8 @@ class Agent:
     async def run(self) -> int:
         """Run until ``request_stop`` (or a fatal error); return the process exit code."""
         s = self.settings
+        # Before any worker thread exists: the arena cap applies to threads created afterwards.
+        memory.configure(s.memory)
         # The same checks as `kubestream validate`, before anything starts (raises ConfigError).
         log_warnings(await preflight(s))
         client = await KubeClient.create(s.kube, metrics=self.metrics)

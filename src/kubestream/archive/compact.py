@@ -25,7 +25,6 @@ import datetime as dt
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kubestream.archive import catalog, schema
-from kubestream.archive.formats import ProtobufMessage, UnreadableObjectError, is_archive_object, read_table
+from kubestream.archive.formats import ProtobufMessage, UnreadableObjectError, is_archive_object, read_tables
 from kubestream.archive.store import ArchiveStore, ObjectMissingError, archive_sink_settings
 from kubestream.config.settings import CompactionSettings, Settings
 from kubestream.pipeline.encode.events_schema import EVENT_DICTIONARY_COLUMNS
@@ -47,7 +46,7 @@ log = logging.getLogger("kubestream.compact")
 MANIFEST_VERSION = 1
 _MAX_DEPTH = 6
 READ_AHEAD = 8
-"""Sources fetched and decoded ahead of the writer."""
+"""Sources fetched (and decoded: ``formats.read_tables``) together."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,35 +277,42 @@ async def _write_parts(store: ArchiveStore, keys: catalog.CompactionKeys, stream
     }
 
 
-async def _read_one(store: ArchiveStore, key: str, stream: str, options: _Options) -> tuple[int, pa.Table]:
-    data = await store.get(key)
+async def _fetch(store: ArchiveStore, key: str) -> tuple[str, bytes]:
+    return key, await store.get(key)
+
+
+def _decode(objects: list[tuple[str, bytes]], stream: str, options: _Options) -> list[pa.Table]:
     try:
-        table = await asyncio.to_thread(read_table, key, data, stream, protobuf_message=options.protobuf_message)
+        return read_tables(objects, stream, protobuf_message=options.protobuf_message)
     except UnreadableObjectError as exc:
-        raise _Unreadable(key, str(exc)) from exc
-    return len(data), table
+        bad = next((key for key in (k for k, _ in objects) if key in str(exc)), objects[0][0])
+        raise _Unreadable(bad, str(exc)) from exc
 
 
 async def _read_ahead(store: ArchiveStore, sources: list[str], stream: str,
                       options: _Options) -> AsyncIterator[tuple[str, int, pa.Table]]:
-    """``(key, stored bytes, table)`` of each source, in order, ``READ_AHEAD`` fetched and decoded
-    at once: small objects cost a round trip each, which in sequence dominates. Memory stays
-    bounded by ``READ_AHEAD`` sources."""
-    pending: deque[tuple[str, asyncio.Task[tuple[int, pa.Table]]]] = deque()
-    upcoming = iter(sources)
+    """``(key, stored bytes, table)`` of each source, in order: ``READ_AHEAD`` fetched at once
+    (small objects cost a round trip each, which in sequence dominates) and decoded together
+    (``formats.read_tables``), the next group fetched while this one is decoded and written.
+    Memory stays bounded by two groups of ``READ_AHEAD`` sources."""
+    groups = [sources[i:i + READ_AHEAD] for i in range(0, len(sources), READ_AHEAD)]
+
+    def fetch(group: list[str]) -> asyncio.Future[list[tuple[str, bytes]]]:
+        return asyncio.ensure_future(asyncio.gather(*(_fetch(store, key) for key in group)))
+
+    upcoming = fetch(groups[0]) if groups else None
     try:
-        while True:
-            while len(pending) < READ_AHEAD and (key := next(upcoming, None)) is not None:
-                pending.append((key, asyncio.create_task(_read_one(store, key, stream, options))))
-            if not pending:
-                return
-            key, task = pending.popleft()
-            size, table = await task
-            yield key, size, table
+        for index in range(len(groups)):
+            assert upcoming is not None
+            objects = await upcoming
+            upcoming = fetch(groups[index + 1]) if index + 1 < len(groups) else None
+            tables = await asyncio.to_thread(_decode, objects, stream, options)
+            for (key, data), table in zip(objects, tables, strict=True):
+                yield key, len(data), table
     finally:
-        for _, task in pending:
-            task.cancel()
-        await asyncio.gather(*(t for _, t in pending), return_exceptions=True)
+        if upcoming is not None:
+            upcoming.cancel()
+            await asyncio.gather(upcoming, return_exceptions=True)
 
 
 async def _drop_stale(store: ArchiveStore, keys: catalog.CompactionKeys, parts: set[str], covers: set[str]) -> None:

@@ -126,6 +126,30 @@ def read_table(key: str, data: bytes, stream: str, *,
         raise UnreadableObjectError(f"{key}: cannot decode: {exc}") from exc
 
 
+def read_tables(objects: list[tuple[str, bytes]], stream: str, *,
+                protobuf_message: ProtobufMessage = "kubestream") -> list[pa.Table]:
+    """``read_table`` of each of ``objects`` (``(key, data)``), in order.
+
+    NDJSON events objects are parsed as ONE stream of lines and the table sliced back per object
+    (one line is one row): measured on 360 objects of 100 events, 8 objects per parse cost
+    0.33-0.47 s of CPU against 0.67-0.86 s one by one (Arrow's per-call set-up dominates small
+    objects). If that joint parse fails, each object is read alone, so the error names the one.
+    """
+    if stream != "events" or len(objects) < 2 or not all(
+            object_format(key).record_format == "ndjson" for key, _ in objects):
+        return [read_table(key, data, stream, protobuf_message=protobuf_message) for key, data in objects]
+    try:
+        per_object = [[line for line in _payload(key, data)[1].split(b"\n") if line.strip()] for key, data in objects]
+        table = schema.events_table_from_lines([line for lines in per_object for line in lines])
+    except Exception:  # any failure: read one by one, which raises for the object at fault
+        return [read_table(key, data, stream, protobuf_message=protobuf_message) for key, data in objects]
+    tables, start = [], 0
+    for lines in per_object:
+        tables.append(table.slice(start, len(lines)))
+        start += len(lines)
+    return tables
+
+
 def _parquet(payload: bytes) -> pa.Table:
     # One small object per call: Arrow's thread pool costs more CPU than it saves here, and
     # compaction is measured per core.

@@ -150,6 +150,22 @@ class BatchSettings(_Section):
     """Counted from the batch's first record, not from the last one."""
 
 
+class MemorySettings(_Section):
+    """How the agent's process gives freed memory back (see ``pipeline.memory``): what bounds the
+    resident set to the batch settings rather than to the allocators' high-water marks."""
+
+    malloc_arena_max: int | None = Field(2, ge=1)
+    """glibc malloc arenas (``M_ARENA_MAX``); null: glibc's default (8 per core). Each encoding
+    thread otherwise keeps an arena holding the largest batch it ever encoded."""
+    arrow_pool: Literal["system", "jemalloc", "mimalloc", "default"] = "system"
+    """pyarrow's memory pool (Parquet): ``system`` (glibc malloc, so the arena cap and the trim apply to
+    Arrow too; measured lowest peak), ``jemalloc`` (freed pages returned at once: decay 0),
+    ``default`` keeps pyarrow's choice (mimalloc), which holds them for reuse."""
+    trim_after_batch: bool = True
+    """After each batch is encoded, return freed heap pages to the system (``malloc_trim``, and the
+    Arrow pool's ``release_unused``)."""
+
+
 class EncodingSettings(_Section):
     format: Literal["ndjson", "protobuf", "parquet"] = "ndjson"
     """parquet: events and logs, one Parquet file per batch (zstd inside the file at ``zstd_level``;
@@ -499,6 +515,7 @@ class Settings(_Section):
     log: LogSettings = Field(default_factory=LogSettings)
     shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
     compaction: CompactionSettings = Field(default_factory=CompactionSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
 
     def destinations(self) -> list[DestinationSettings]:
         """The configured destinations: ``sinks``, or the one ``sink`` (named ``archive``)."""

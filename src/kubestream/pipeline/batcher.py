@@ -32,6 +32,7 @@ from kubestream.config.settings import Settings
 from kubestream.errors import SpoolFullError, StateError
 from kubestream.model import Batch, CheckpointUpdate, Record
 from kubestream.obs.metrics import Metrics
+from kubestream.pipeline import memory
 from kubestream.pipeline.encode import Encoder, make_encoder
 from kubestream.pipeline.encode.ndjson import dumps_line
 from kubestream.pipeline.naming import (
@@ -92,6 +93,7 @@ class Pipeline:
         # through the spool's commit transaction, so the pipeline itself never writes to it.
         self.stream = stream
         self._batch_settings = settings.batch
+        self._memory_settings = settings.memory
         self._sink_settings = settings.sink
         self._key_cluster = partition_cluster(settings.cluster)
         self._state = state
@@ -251,6 +253,9 @@ class Pipeline:
                     log.error("pipeline %s: the encoder rejected a batch of %d records (%s); it goes to the dead "
                               "letters as %s", self.stream, count, _describe(failure), key)
                 parts.append(PartPayload(route.destination, key, payload, count))
+        # The encoders' buffers are garbage now: give them back before the next batch, or the
+        # peak grows with every allocator's high-water mark (see pipeline.memory).
+        memory.release(self._memory_settings)
         return parts
 
     def _split(self, route: Route, records: list[Record]) -> list[tuple[bytes, str, Exception | None, int]]:
