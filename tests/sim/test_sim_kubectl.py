@@ -320,3 +320,33 @@ def test_explain_reads_the_generated_schemas(kubectl: Kubectl) -> None:
     out = kubectl.ok("explain", "pod.spec.containers.ports")
     assert "KIND:       Pod" in out and "FIELD: ports <[]ContainerPort>" in out
     assert "containerPort\t<integer> -required-" in out
+
+
+# --- §9.43 server-side apply ---------------------------------------------------------------
+
+CM_YAML = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cfg
+data:
+  a: "1"
+"""
+
+
+def test_apply_server_side_dry_run_conflicts_and_force(kubectl: Kubectl, tmp_path: Path) -> None:
+    manifest = tmp_path / "cm.yaml"
+    manifest.write_text(CM_YAML)
+    assert kubectl.ok("apply", "--server-side", "--dry-run=server", "-f", str(manifest)).strip() == (
+        "configmap/cfg serverside-applied (server dry run)")
+    assert kubectl.run("get", "configmap", "cfg").returncode == 1  # nothing was stored
+    assert kubectl.ok("apply", "--server-side", "-f", str(manifest)).strip() == "configmap/cfg serverside-applied"
+    kubectl.ok("patch", "configmap", "cfg", "-p", '{"data":{"a":"2"}}')
+    conflict = kubectl.run("apply", "--server-side", "-f", str(manifest))
+    assert conflict.returncode == 1
+    assert conflict.stderr.startswith(
+        'error: Apply failed with 1 conflict: conflict with "kubectl-patch" using v1: .data.a\n')
+    kubectl.ok("apply", "--server-side", "--force-conflicts", "-f", str(manifest))
+    stored = kubectl.server.cluster.get("configmaps", "default", "cfg")
+    assert stored["data"] == {"a": "1"}
+    assert [(e["manager"], e["operation"]) for e in stored["metadata"]["managedFields"]] == [("kubectl", "Apply")]

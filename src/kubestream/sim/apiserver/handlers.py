@@ -16,7 +16,7 @@ from aiohttp import web
 from kubestream.sim.accounting import RequestLog, RequestRecord
 from kubestream.sim.apiserver import discovery_docs as discovery
 from kubestream.sim.apiserver import field_validation as validation
-from kubestream.sim.apiserver import openapi, tables
+from kubestream.sim.apiserver import openapi, server_apply, tables
 from kubestream.sim.apiserver.faults import Faults
 from kubestream.sim.apiserver.listopts import ListOptions, parse_options
 from kubestream.sim.apiserver.requestinfo import RequestInfo, parse
@@ -26,7 +26,7 @@ from kubestream.sim.nodes.podlogs import PodLogServer
 from kubestream.sim.storage import fieldmanager as fm
 from kubestream.sim.storage import status as st
 from kubestream.sim.storage.cluster import SimCluster
-from kubestream.sim.storage.patch import APPLY, SUPPORTED
+from kubestream.sim.storage.patch import APPLY, PATCH_TYPES
 from kubestream.sim.storage.resources import ResourceType
 from kubestream.sim.storage.selectors import make_filter
 from kubestream.sim.storage.status import SimApiError
@@ -354,9 +354,12 @@ class ApiApp:
 
     async def _patch(self, request: web.Request, info: RequestInfo, rtype: ResourceType) -> web.Response:
         content_type = request.content_type
-        if content_type == APPLY or content_type not in SUPPORTED:
-            raise st.unsupported_media_type(content_type, SUPPORTED)
+        if content_type not in PATCH_TYPES:
+            raise st.unsupported_media_type(content_type, PATCH_TYPES)
         raw = await self._read_body(request)
+        server_apply.check_patch_options(request, apply=content_type == APPLY)
+        if content_type == APPLY:
+            return self._apply(request, info, rtype, raw)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -366,6 +369,13 @@ class ApiApp:
         obj = self.cluster.patch_obj(rtype, info.namespace, str(info.name), content_type, body,
                                      subresource=info.subresource, manager=manager, dry_run=dry_run)
         return self._object_response(request, rtype, obj, 200, headers)
+
+    def _apply(self, request: web.Request, info: RequestInfo, rtype: ResourceType, raw: bytes) -> web.Response:
+        """Server-side apply (storage/apply.py): 201 when it created the object."""
+        config = server_apply.decode(raw)
+        headers = self._validate_fields(request, rtype, config) if isinstance(config, dict) else {}
+        obj, created = server_apply.run(self.cluster, request, info, rtype, config)
+        return self._object_response(request, rtype, obj, 201 if created else 200, headers)
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
         raw = await self._read_body(request)
