@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from kubestream.sim.apiserver.discovery_docs import served_group_versions
 from kubestream.sim.server import SimServer
-from kubestream.sim.storage.resources import group_versions
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = [
@@ -169,8 +169,8 @@ def test_cold_cache_with_legacy_discovery_walks_every_group(
     assert _rows(out) == [["NAME", "HOLDER", "AGE"], ["leader", "agent-1", _rows(out)[1][2]]]
     calls = _discovery_calls(server)
     assert calls[:2] == ["/api", "/apis"]
-    # Every served group version, as the registry lists them (discovery derives from it).
-    expected = {f"/apis/{g}/{v}" if g else f"/api/{v}" for g, v in group_versions()}
+    # Every served group version, the registry's and the review groups'.
+    expected = {f"/apis/{g}/{v}" if g else f"/api/{v}" for g, v in served_group_versions()}
     assert "/apis/coordination.k8s.io/v1" in expected
     assert set(calls[2:]) == expected
 
@@ -350,3 +350,20 @@ def test_apply_server_side_dry_run_conflicts_and_force(kubectl: Kubectl, tmp_pat
     stored = kubectl.server.cluster.get("configmaps", "default", "cfg")
     assert stored["data"] == {"a": "1"}
     assert [(e["manager"], e["operation"]) for e in stored["metadata"]["managedFields"]] == [("kubectl", "Apply")]
+
+
+# --- issue 13 item 10: auth whoami / can-i ---------------------------------------------------
+
+def test_auth_whoami_and_can_i_answer_from_the_deny_rules(tmp_path: Path) -> None:
+    from kubestream.sim.config import DenyRule
+    from kubestream.sim.testing import running_sim
+
+    with running_sim(deny=[DenyRule(verb="delete", resource="pods", namespace="default")]) as server:
+        kubectl = _kubectl(server, tmp_path)
+        # kubectl sends these reviews as protobuf; the simulator reads their attributes.
+        assert _rows(kubectl.ok("auth", "whoami")) == [
+            ["ATTRIBUTE", "VALUE"], ["Username", "system:anonymous"], ["Groups", "[system:unauthenticated]"]]
+        assert kubectl.ok("auth", "can-i", "get", "pods").strip() == "yes"
+        denied = kubectl.run("auth", "can-i", "delete", "pods")
+        assert (denied.returncode, denied.stdout.strip()) == (1, "no")
+        assert kubectl.ok("auth", "can-i", "delete", "pods", "-n", "kube-system").strip() == "yes"
