@@ -1,4 +1,4 @@
-"""Server-side apply (spec §9.43): PatchOptions validation, create on apply, field ownership,
+"""Server-side apply (spec §11): PatchOptions validation, create on apply, field ownership,
 conflicts, force and removal of fields an applier dropped."""
 
 from __future__ import annotations

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 
+import orjson
+
 from kubestream.sim.apiserver import discovery_docs as discovery
 from kubestream.sim.apiserver import reviews
 from kubestream.sim.apiserver.discovery_docs import AGGREGATED_CONTENT_TYPE
 from kubestream.sim.storage.resources import RESOURCES, group_versions
+from kubestream.sim.testing import http
 from kubestream.sim.versions import kube_version
 
 KUBECTL_DISCOVERY_ACCEPT = (
@@ -154,8 +157,6 @@ def test_aggregated_groups_follow_the_apis_order() -> None:
 
 
 def test_partial_object_metadata_for_get_list_and_a_json_range_after_protobuf(sim_server) -> None:  # type: ignore[no-untyped-def]
-    from kubestream.sim.testing import http
-
     sim_server.cluster.create("configmaps", {"metadata": {"name": "a", "namespace": "default", "labels": {"x": "1"}},
                                              "data": {"k": "v"}})
     as_list = ("application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,"
@@ -171,3 +172,8 @@ def test_partial_object_metadata_for_get_list_and_a_json_range_after_protobuf(si
     assert (one["kind"], one["metadata"]["name"]) == ("PartialObjectMetadata", "a") and "data" not in one
     plain = http(sim_server, "GET", "/api/v1/namespaces/default/configmaps/a").json
     assert plain["kind"] == "ConfigMap"
+    watched = http(sim_server, "GET", "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1",
+                   headers={"Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"})
+    first = orjson.loads(watched.raw.splitlines()[0])
+    assert first["type"] == "ADDED" and set(first["object"]) == {"kind", "apiVersion", "metadata"}
+    assert first["object"]["kind"] == "PartialObjectMetadata"

@@ -22,7 +22,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from kubestream.sim.apiserver.discovery_docs import served_group_versions
+from kubestream.sim.config import DenyRule
 from kubestream.sim.server import SimServer
+from kubestream.sim.testing import running_sim
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = [
@@ -322,7 +324,7 @@ def test_explain_reads_the_generated_schemas(kubectl: Kubectl) -> None:
     assert "containerPort\t<integer> -required-" in out
 
 
-# --- §9.43 server-side apply ---------------------------------------------------------------
+# --- spec §11 server-side apply ---------------------------------------------------------------
 
 CM_YAML = """\
 apiVersion: v1
@@ -355,9 +357,6 @@ def test_apply_server_side_dry_run_conflicts_and_force(kubectl: Kubectl, tmp_pat
 # --- issue 13 item 10: auth whoami / can-i ---------------------------------------------------
 
 def test_auth_whoami_and_can_i_answer_from_the_deny_rules(tmp_path: Path) -> None:
-    from kubestream.sim.config import DenyRule
-    from kubestream.sim.testing import running_sim
-
     with running_sim(deny=[DenyRule(verb="delete", resource="pods", namespace="default")]) as server:
         kubectl = _kubectl(server, tmp_path)
         # kubectl sends these reviews as protobuf; the simulator reads their attributes.

@@ -1,4 +1,4 @@
-"""Server-side apply (``PATCH`` with ``application/apply-patch+yaml``, spec §9.43).
+"""Server-side apply (``PATCH`` with ``application/apply-patch+yaml``, spec §11).
 
 kube-apiserver hands an apply to its field manager (apimachinery ``util/managedfields``, which
 runs structured-merge-diff's ``merge.Updater.Apply``):
