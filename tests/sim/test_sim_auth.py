@@ -120,3 +120,44 @@ def test_requests_are_recorded_with_the_authenticated_user(sim_factory) -> None:
     http(server, "GET", "/api/v1/nodes", token="wrong")
     assert [(r.user, r.resource, r.code) for r in server.requests.records()] == [
         ("alice", "pods", 200), ("bob", "nodes", 200), ("", "nodes", 401)]
+
+
+def test_health_and_version_are_public_but_a_bad_token_is_not(sim_factory) -> None:  # type: ignore[no-untyped-def]
+    server: SimServer = sim_factory(tokens=["t1"])
+    for path in ("/healthz", "/livez", "/readyz", "/version", "/livez/ping"):
+        reply = http(server, "GET", path)
+        assert reply.status == 200, path
+    assert http(server, "GET", "/readyz").raw == b"ok"
+    assert http(server, "GET", "/healthz").headers["Content-Type"] == "text/plain; charset=utf-8"
+    verbose = http(server, "GET", "/readyz?verbose&exclude=etcd&exclude=nope").raw.decode().splitlines()
+    assert verbose[:4] == ["[+]ping ok", "[+]log ok", "[+]etcd excluded: ok", "[+]etcd-readiness ok"]
+    assert verbose[-3:] == ["[+]shutdown ok", 'warn: some health checks cannot be excluded: no matches for "nope"',
+                            "readyz check passed"]
+    assert http(server, "GET", "/livez?verbose").raw.decode().endswith("\nlivez check passed\n")
+    assert http(server, "GET", "/livez/nope").status == 404
+    assert http(server, "GET", "/healthz", token="wrong").status == 401  # a bad token is never anonymous
+    assert http(server, "GET", "/api/v1/pods").status == 401
+
+
+def test_self_subject_review_and_access_review(sim_factory) -> None:  # type: ignore[no-untyped-def]
+    server: SimServer = sim_factory(tokens={"t1": "alice"}, deny=[DenyRule(verb="delete", resource="pods",
+                                                                          namespace="prod")])
+    who = http(server, "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+               {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}, token="t1")
+    assert who.status == 201
+    assert who.json["status"] == {"userInfo": {"username": "alice", "groups": ["system:authenticated"]}}
+    path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+
+    def can(**attrs: str) -> bool:
+        reply = http(server, "POST", path, {"spec": {"resourceAttributes": attrs}}, token="t1")
+        assert reply.status == 201 and reply.json["kind"] == "SelfSubjectAccessReview"
+        return bool(reply.json["status"]["allowed"])
+
+    assert can(verb="delete", resource="pods", namespace="dev")
+    assert not can(verb="delete", resource="pods", namespace="prod")
+    assert can(verb="get", resource="pods", namespace="prod")
+    neither = http(server, "POST", path, {"spec": {}}, token="t1")
+    assert (neither.status, neither.json["message"]) == (
+        422, 'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: spec.resourceAttributes: Invalid value: '
+             '"null": exactly one of nonResourceAttributes or resourceAttributes must be specified')
+    assert http(server, "GET", path, token="t1").status == 405

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 
+import orjson
+
 from kubestream.sim.apiserver import discovery_docs as discovery
+from kubestream.sim.apiserver import reviews
 from kubestream.sim.apiserver.discovery_docs import AGGREGATED_CONTENT_TYPE
 from kubestream.sim.storage.resources import RESOURCES, group_versions
+from kubestream.sim.testing import http
 from kubestream.sim.versions import kube_version
 
 KUBECTL_DISCOVERY_ACCEPT = (
@@ -60,7 +64,9 @@ def test_core_versions_lists_v1_and_the_given_address() -> None:
 def test_group_list_covers_every_served_group_once_without_core() -> None:
     doc = discovery.group_list()
     names = [g["name"] for g in doc["groups"]]
-    assert sorted(names) == sorted({g for g, _ in group_versions() if g})
+    # The registry's groups and the two review groups (kubectl auth whoami / can-i).
+    assert sorted(names) == sorted({g for g, _ in group_versions() if g}
+                                   | {"authentication.k8s.io", "authorization.k8s.io"})
     apps = next(g for g in doc["groups"] if g["name"] == "apps")
     assert apps["preferredVersion"] == {"groupVersion": "apps/v1", "version": "v1"}
     assert apps["versions"] == [apps["preferredVersion"]]
@@ -100,7 +106,7 @@ def test_unserved_group_version_has_no_resource_list() -> None:
 
 def test_every_registry_resource_appears_in_legacy_and_aggregated_discovery() -> None:
     legacy = set()
-    for group, version in group_versions():
+    for group, version in discovery.served_group_versions():
         doc = discovery.resource_list(group, version)
         assert doc is not None
         legacy |= {(group, version, r["name"]) for r in doc["resources"] if "/" not in r["name"]}
@@ -110,7 +116,8 @@ def test_every_registry_resource_appears_in_legacy_and_aggregated_discovery() ->
             for v in item["versions"]:
                 aggregated |= {(item["metadata"].get("name", ""), v["version"], r["resource"])
                                for r in v["resources"]}
-    expected = {(r.group, r.version, r.plural) for r in RESOURCES}
+    expected = {(r.group, r.version, r.plural) for r in RESOURCES} | {
+        (r.group, r.version, r.plural) for r in reviews.REVIEWS}
     assert legacy == expected == aggregated
 
 
@@ -147,3 +154,26 @@ def test_aggregated_groups_follow_the_apis_order() -> None:
     deployments = next(r for r in apps["versions"][0]["resources"] if r["resource"] == "deployments")
     scale = next(s for s in deployments["subresources"] if s["subresource"] == "scale")
     assert scale["responseKind"] == {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+
+
+def test_partial_object_metadata_for_get_list_and_a_json_range_after_protobuf(sim_server) -> None:  # type: ignore[no-untyped-def]
+    sim_server.cluster.create("configmaps", {"metadata": {"name": "a", "namespace": "default", "labels": {"x": "1"}},
+                                             "data": {"k": "v"}})
+    as_list = ("application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,"
+               "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json")
+    listed = http(sim_server, "GET", "/api/v1/namespaces/default/configmaps?limit=1", headers={"Accept": as_list}).json
+    assert (listed["kind"], listed["apiVersion"]) == ("PartialObjectMetadataList", "meta.k8s.io/v1")
+    assert set(listed["metadata"]) == {"resourceVersion"}
+    [item] = listed["items"]
+    assert set(item) == {"kind", "apiVersion", "metadata"} and item["kind"] == "PartialObjectMetadata"
+    assert item["metadata"]["labels"] == {"x": "1"} and "managedFields" in item["metadata"]
+    one = http(sim_server, "GET", "/api/v1/namespaces/default/configmaps/a",
+               headers={"Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"}).json
+    assert (one["kind"], one["metadata"]["name"]) == ("PartialObjectMetadata", "a") and "data" not in one
+    plain = http(sim_server, "GET", "/api/v1/namespaces/default/configmaps/a").json
+    assert plain["kind"] == "ConfigMap"
+    watched = http(sim_server, "GET", "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1",
+                   headers={"Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"})
+    first = orjson.loads(watched.raw.splitlines()[0])
+    assert first["type"] == "ADDED" and set(first["object"]) == {"kind", "apiVersion", "metadata"}
+    assert first["object"]["kind"] == "PartialObjectMetadata"

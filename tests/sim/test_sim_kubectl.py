@@ -21,8 +21,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from kubestream.sim.apiserver.discovery_docs import served_group_versions
+from kubestream.sim.config import DenyRule
 from kubestream.sim.server import SimServer
-from kubestream.sim.storage.resources import group_versions
+from kubestream.sim.testing import running_sim
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = [
@@ -169,8 +171,8 @@ def test_cold_cache_with_legacy_discovery_walks_every_group(
     assert _rows(out) == [["NAME", "HOLDER", "AGE"], ["leader", "agent-1", _rows(out)[1][2]]]
     calls = _discovery_calls(server)
     assert calls[:2] == ["/api", "/apis"]
-    # Every served group version, as the registry lists them (discovery derives from it).
-    expected = {f"/apis/{g}/{v}" if g else f"/api/{v}" for g, v in group_versions()}
+    # Every served group version, the registry's and the review groups'.
+    expected = {f"/apis/{g}/{v}" if g else f"/api/{v}" for g, v in served_group_versions()}
     assert "/apis/coordination.k8s.io/v1" in expected
     assert set(calls[2:]) == expected
 
@@ -320,3 +322,47 @@ def test_explain_reads_the_generated_schemas(kubectl: Kubectl) -> None:
     out = kubectl.ok("explain", "pod.spec.containers.ports")
     assert "KIND:       Pod" in out and "FIELD: ports <[]ContainerPort>" in out
     assert "containerPort\t<integer> -required-" in out
+
+
+# --- spec §11 server-side apply ---------------------------------------------------------------
+
+CM_YAML = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cfg
+data:
+  a: "1"
+"""
+
+
+def test_apply_server_side_dry_run_conflicts_and_force(kubectl: Kubectl, tmp_path: Path) -> None:
+    manifest = tmp_path / "cm.yaml"
+    manifest.write_text(CM_YAML)
+    assert kubectl.ok("apply", "--server-side", "--dry-run=server", "-f", str(manifest)).strip() == (
+        "configmap/cfg serverside-applied (server dry run)")
+    assert kubectl.run("get", "configmap", "cfg").returncode == 1  # nothing was stored
+    assert kubectl.ok("apply", "--server-side", "-f", str(manifest)).strip() == "configmap/cfg serverside-applied"
+    kubectl.ok("patch", "configmap", "cfg", "-p", '{"data":{"a":"2"}}')
+    conflict = kubectl.run("apply", "--server-side", "-f", str(manifest))
+    assert conflict.returncode == 1
+    assert conflict.stderr.startswith(
+        'error: Apply failed with 1 conflict: conflict with "kubectl-patch" using v1: .data.a\n')
+    kubectl.ok("apply", "--server-side", "--force-conflicts", "-f", str(manifest))
+    stored = kubectl.server.cluster.get("configmaps", "default", "cfg")
+    assert stored["data"] == {"a": "1"}
+    assert [(e["manager"], e["operation"]) for e in stored["metadata"]["managedFields"]] == [("kubectl", "Apply")]
+
+
+# --- issue 13 item 10: auth whoami / can-i ---------------------------------------------------
+
+def test_auth_whoami_and_can_i_answer_from_the_deny_rules(tmp_path: Path) -> None:
+    with running_sim(deny=[DenyRule(verb="delete", resource="pods", namespace="default")]) as server:
+        kubectl = _kubectl(server, tmp_path)
+        # kubectl sends these reviews as protobuf; the simulator reads their attributes.
+        assert _rows(kubectl.ok("auth", "whoami")) == [
+            ["ATTRIBUTE", "VALUE"], ["Username", "system:anonymous"], ["Groups", "[system:unauthenticated]"]]
+        assert kubectl.ok("auth", "can-i", "get", "pods").strip() == "yes"
+        denied = kubectl.run("auth", "can-i", "delete", "pods")
+        assert (denied.returncode, denied.stdout.strip()) == (1, "no")
+        assert kubectl.ok("auth", "can-i", "delete", "pods", "-n", "kube-system").strip() == "yes"

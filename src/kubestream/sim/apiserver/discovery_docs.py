@@ -13,6 +13,7 @@ import base64
 import hashlib
 from typing import Any
 
+from kubestream.sim.apiserver import reviews
 from kubestream.sim.apiserver.negotiation import parse_accept
 from kubestream.sim.storage.resources import RESOURCES, ResourceType, group_versions
 from kubestream.sim.versions import DEFAULT_KUBE_VERSION, KubeVersion, kube_version
@@ -81,9 +82,15 @@ def core_versions(server_address: str) -> dict[str, Any]:
     }
 
 
+def served_group_versions() -> list[tuple[str, str]]:
+    """The registry's group versions, then those only the create-only reviews serve."""
+    out = group_versions()
+    return out + sorted({(r.group, r.version) for r in reviews.REVIEWS} - set(out))
+
+
 def served_groups() -> list[str]:
     """Named groups (not core) in the order the real server lists them."""
-    named = {g for g, _ in group_versions() if g}
+    named = {g for g, _ in served_group_versions() if g}
 
     def rank(group: str) -> tuple[int, str]:
         known = group in _GROUP_PRIORITY
@@ -97,7 +104,7 @@ def group_list() -> dict[str, Any]:
     groups = []
     for group in served_groups():
         versions = [{"groupVersion": f"{group}/{v}", "version": v}
-                    for g, v in group_versions() if g == group]
+                    for g, v in served_group_versions() if g == group]
         groups.append({"name": group, "versions": versions, "preferredVersion": versions[0]})
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
@@ -105,12 +112,14 @@ def group_list() -> dict[str, Any]:
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
     """/api/v1 or /apis/<group>/<version> (APIResourceList); None if not served."""
     served = _served(group, version)
-    if not served:
+    review_kinds = reviews.served(group, version)
+    if not served and not review_kinds:
         return None
     resources: list[dict[str, Any]] = []
     for rtype in served:
         resources.append(_legacy_resource(rtype))
         resources.extend(_legacy_subresource(rtype, sub) for sub in rtype.subresources)
+    resources.extend(reviews.legacy_entry(r) for r in review_kinds)
     head: dict[str, Any] = {"kind": "APIResourceList"}
     if group:
         # /api/v1 has no apiVersion; group documents carry "v1" (seen on real servers).
@@ -128,9 +137,10 @@ def aggregated(core: bool) -> dict[str, Any]:
         if group:
             metadata = {"name": group, **metadata}
         versions = [
-            {"version": v, "resources": [_aggregated_resource(r) for r in _served(g, v)],
+            {"version": v, "resources": [*(_aggregated_resource(r) for r in _served(g, v)),
+                                         *(reviews.aggregated_entry(r) for r in reviews.served(g, v))],
              "freshness": "Current"}
-            for g, v in group_versions() if g == group
+            for g, v in served_group_versions() if g == group
         ]
         items.append({"metadata": metadata, "versions": versions})
     return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",

@@ -16,7 +16,15 @@ from aiohttp import web
 from kubestream.sim.accounting import RequestLog, RequestRecord
 from kubestream.sim.apiserver import discovery_docs as discovery
 from kubestream.sim.apiserver import field_validation as validation
-from kubestream.sim.apiserver import openapi, tables
+from kubestream.sim.apiserver import (
+    health,
+    openapi,
+    partial_meta,
+    review_proto,
+    reviews,
+    server_apply,
+    tables,
+)
 from kubestream.sim.apiserver.faults import Faults
 from kubestream.sim.apiserver.listopts import ListOptions, parse_options
 from kubestream.sim.apiserver.requestinfo import RequestInfo, parse
@@ -26,7 +34,7 @@ from kubestream.sim.nodes.podlogs import PodLogServer
 from kubestream.sim.storage import fieldmanager as fm
 from kubestream.sim.storage import status as st
 from kubestream.sim.storage.cluster import SimCluster
-from kubestream.sim.storage.patch import APPLY, SUPPORTED
+from kubestream.sim.storage.patch import APPLY, PATCH_TYPES
 from kubestream.sim.storage.resources import ResourceType
 from kubestream.sim.storage.selectors import make_filter
 from kubestream.sim.storage.status import SimApiError
@@ -187,8 +195,11 @@ class ApiApp:
         ))
 
     def _user(self, request: web.Request) -> str:
-        user = self.config.user_for_token(_bearer(request))  # config.tokens may be rotated at runtime
+        token = _bearer(request)
+        user = self.config.user_for_token(token)  # config.tokens may be rotated at runtime
         if user is None:
+            if token is None and health.is_public(request.path):
+                return reviews.ANONYMOUS  # health.PUBLIC_PATHS: anonymous may read these
             raise st.unauthorized()
         return user
 
@@ -207,6 +218,10 @@ class ApiApp:
                 storm.status, storm.retry_after)
         if info.verb == "version":
             return json_response(discovery.version_info(self.config.version))
+        if info.verb == "":
+            extra = await self._non_resource(request, info, user)
+            if extra is not None:
+                return extra
         if info.verb == "discovery":
             return self._discovery(request, info)
         if info.verb == "openapi":
@@ -215,6 +230,31 @@ class ApiApp:
             raise st.not_found_generic()
         self._authorize(user, info)
         return await self._resource(request, info, info.rtype)
+
+    async def _non_resource(self, request: web.Request, info: RequestInfo, user: str) -> web.StreamResponse | None:
+        """Health endpoints (health.py) and the create-only reviews (reviews.py), or None."""
+        reply = health.answer(request.path, request.query)
+        if reply is not None:
+            return reply
+        rest = [p for p in request.path.split("/") if p][3:]
+        review = reviews.find(info.group, info.version, rest) if request.path.startswith("/apis/") else None
+        if review is None:
+            return None
+        if request.method != "POST":
+            raise st.method_not_allowed("get" if request.method == "GET" else request.method.lower())
+        protobuf = request.content_type == review_proto.PROTOBUF
+        if "Content-Type" in request.headers and request.content_type not in BODY_TYPES and not protobuf:
+            raise st.unsupported_media_type(request.content_type, [*BODY_TYPES, review_proto.PROTOBUF])
+        raw = await self._read_body(request)
+        try:
+            if protobuf:
+                body = review_proto.decode_review(raw)
+            else:
+                body = yaml.safe_load(raw) if request.content_type == "application/yaml" else orjson.loads(raw)
+        except (orjson.JSONDecodeError, yaml.YAMLError, ValueError, UnicodeDecodeError) as exc:
+            raise st.bad_request(f"the object provided is unrecognized (must be of type {review.kind}): "
+                                 f"couldn't get version/kind; json parse error: {exc}") from None
+        return json_response(reviews.create(review, self.config, user, body), 201)
 
     def _authorize(self, user: str, info: RequestInfo) -> None:
         rtype = info.rtype
@@ -297,6 +337,8 @@ class ApiApp:
         accept = request.headers.get("Accept", "")
         if "as=Table" in accept and tables.wants_table(accept):
             return json_response(tables.to_table(rtype, [view], include_headers=True, list_meta=None), status, headers)
+        if partial_meta.wanted(accept) == partial_meta.KIND:
+            return json_response(partial_meta.of(view), status, headers)
         return json_response(view, status, headers)
 
     async def _read_body(self, request: web.Request) -> bytes:
@@ -354,9 +396,12 @@ class ApiApp:
 
     async def _patch(self, request: web.Request, info: RequestInfo, rtype: ResourceType) -> web.Response:
         content_type = request.content_type
-        if content_type == APPLY or content_type not in SUPPORTED:
-            raise st.unsupported_media_type(content_type, SUPPORTED)
+        if content_type not in PATCH_TYPES:
+            raise st.unsupported_media_type(content_type, PATCH_TYPES)
         raw = await self._read_body(request)
+        server_apply.check_patch_options(request, apply=content_type == APPLY)
+        if content_type == APPLY:
+            return self._apply(request, info, rtype, raw)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -366,6 +411,13 @@ class ApiApp:
         obj = self.cluster.patch_obj(rtype, info.namespace, str(info.name), content_type, body,
                                      subresource=info.subresource, manager=manager, dry_run=dry_run)
         return self._object_response(request, rtype, obj, 200, headers)
+
+    def _apply(self, request: web.Request, info: RequestInfo, rtype: ResourceType, raw: bytes) -> web.Response:
+        """Server-side apply (storage/apply.py): 201 when it created the object."""
+        config = server_apply.decode(raw)
+        headers = self._validate_fields(request, rtype, config) if isinstance(config, dict) else {}
+        obj, created = server_apply.run(self.cluster, request, info, rtype, config)
+        return self._object_response(request, rtype, obj, 201 if created else 200, headers)
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
         raw = await self._read_body(request)
@@ -474,6 +526,8 @@ class ApiApp:
             views = [self.cluster.view(rtype, o) for o in page.items]
             return json_response(tables.to_table(rtype, views, include_headers=True, list_meta=meta))
         items = page.items if rtype.kind != "Event" else [self.cluster.item_view(rtype, o) for o in page.items]
+        if partial_meta.wanted(accept) == partial_meta.LIST_KIND:
+            return json_response(partial_meta.list_of(items, meta))
         return json_response({"kind": rtype.list_kind, "apiVersion": rtype.api_version, "metadata": meta,
                               "items": items})
 
@@ -503,6 +557,9 @@ class ApiApp:
         if "as=Table" in accept and tables.wants_table(accept):
             def table_fn(objs: list[dict[str, Any]], first: bool) -> dict[str, Any]:
                 return tables.to_table(rtype, objs, include_headers=first, list_meta=None)
+        elif partial_meta.wanted(accept) is not None:
+            def table_fn(objs: list[dict[str, Any]], first: bool) -> dict[str, Any]:
+                return partial_meta.of(objs[0])  # a watch sends PartialObjectMetadata per event
         session = WatchSession(self.cluster, self.hub, params, bookmark_interval_s=self.config.bookmark_interval_s,
                                table=table_fn, version=self.config.version)
         session.start()

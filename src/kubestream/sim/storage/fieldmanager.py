@@ -339,3 +339,103 @@ def manager_from_request(field_manager: str | None, user_agent: str | None) -> s
     while len(prefix.encode()) > 128:
         prefix = prefix[:-1]
     return prefix or "unknown"
+
+
+# -- server-side apply: the applied configuration's fields ---------------------------------------
+
+def node_of(owner: str, name: str, ftype: FieldType) -> tuple[Any, ...]:
+    """How the field ``name`` of model ``owner`` is walked (leaf, struct, map, keyed list, set)."""
+    return _node(owner, name, ftype)
+
+
+def set_element(value: Any) -> str:
+    """``v:"x"``: a member of a ``+listType=set`` list."""
+    return _set_element(value)
+
+
+def _config_fields(node: tuple[Any, ...], value: Any, path: Path, out: FieldSet) -> None:
+    # structured-merge-diff typed/tofieldset.go: leaves are members; a list item always is (its
+    # "." member when it has children); a struct field with children is not, a map key always is.
+    kind = node[0]
+    if kind == "leaf" or value is None:
+        out.add(path)
+    elif kind == "struct" and isinstance(value, dict):
+        _struct_fields(node[1], value, path, out, ())
+    elif kind == "map" and isinstance(value, dict):
+        for key, child in value.items():
+            _config_fields(node[1], child, (*path, f"f:{key}"), out)
+            out.add((*path, f"f:{key}"))
+    elif kind == "keyed" and isinstance(value, list):
+        for item in value:
+            element = (*path, item_element(node[1], item))
+            _config_fields(node[2], item, element, out)
+            out.add(element)
+    elif kind == "set" and isinstance(value, list):
+        out.update((*path, _set_element(v)) for v in value)
+    else:
+        out.add(path)
+
+
+def _struct_fields(class_name: str, value: dict[str, Any], path: Path, out: FieldSet, skip: Iterable[str]) -> None:
+    fields = fields_of(class_name)
+    skipped = set(skip)
+    for key, child in value.items():
+        spec = fields.get(key)
+        if spec is None or key in skipped:
+            continue
+        child_path = (*path, f"f:{key}")
+        _config_fields(_node(class_name, key, spec.type), child, child_path, out)
+        if child is None or child == {}:
+            out.add(child_path)
+
+
+def applied_fields(class_name: str, config: dict[str, Any], *, status_only: bool, ignore_status: bool) -> FieldSet:
+    """The fields an apply configuration (API form) sets: its applier's whole claim (typed
+    ``ToFieldSet``), without apiVersion/kind, server-owned metadata and the strategy's reset fields."""
+    out: FieldSet = set()
+    if status_only:
+        if isinstance(config.get("status"), dict):
+            _struct_fields(class_name, {"status": config["status"]}, (), out, ())
+        return out
+    skip = ["apiVersion", "kind", "metadata"] + (["status"] if ignore_status else [])
+    _struct_fields(class_name, config, (), out, skip)
+    meta = config.get("metadata")
+    if isinstance(meta, dict):
+        meta_fields: FieldSet = set()
+        _struct_fields("V1ObjectMeta", meta, ("f:metadata",), meta_fields, _STRIPPED_META)
+        out |= meta_fields
+    return out
+
+
+def path_string(path: Path) -> str:
+    """fieldpath ``Path.String()``: ``.spec.containers[name="c"].image``, ``[="x"]`` for set members."""
+    out: list[str] = []
+    for element in path:
+        prefix, body = element[:2], element[2:]
+        if prefix == "f:":
+            out.append("." + body)
+        elif prefix == "k:":
+            try:
+                keys = json.loads(body)
+            except ValueError:
+                keys = {}
+            out.append("[" + ",".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in keys.items()) + "]")
+        elif prefix == "v:":
+            out.append(f"[={body}]")
+    return "".join(out)
+
+
+def entry_identity(entry: dict[str, Any]) -> str:
+    """conflict.go ``printManager``: ``"m"`` for an applier, ``"m" using v1`` for an updater
+    (``with subresource "status"`` between), the time left out as ``BuildManagerIdentifier`` does."""
+    text = json.dumps(str(entry.get("manager", "")), ensure_ascii=False)
+    if entry.get("subresource"):
+        text += f" with subresource {json.dumps(entry['subresource'])}"
+    if entry.get("operation") == "Update":
+        text += f" using {entry.get('apiVersion', '')}"
+    return text
+
+
+def sort_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """managedFields in ``sortEncodedManagedFields`` order."""
+    return sorted(entries, key=_entry_key)

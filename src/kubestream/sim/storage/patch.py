@@ -13,6 +13,10 @@ STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY = "application/apply-patch+yaml"
 SUPPORTED = [JSON_PATCH, MERGE, STRATEGIC]
+"""The patch types ``apply_patch`` computes."""
+PATCH_TYPES = [JSON_PATCH, MERGE, STRATEGIC, APPLY]
+"""What a PATCH accepts, in handlers/patch.go order (``application/apply-patch+cbor`` only with the
+CBOR feature gate, off by default: 415 like any unsupported type)."""
 
 # patchMergeKey of list fields in core/apps/batch types (k8s.io/api struct tags). Field names
 # are unique enough across these kinds that a name-only table suffices here.
