@@ -25,8 +25,8 @@ from pathlib import Path
 
 from kubestream.config.settings import LogsSettings
 from kubestream.obs.metrics import Metrics
-from kubestream.sources.logs.chunk import FileParser, LogFormat, detect_format
 from kubestream.sources.logs.container_rules import ContainerInfo, MetadataCache
+from kubestream.sources.logs.detect import detect_format
 from kubestream.sources.logs.discovery import (
     TEMP_SUFFIX,
     DirCache,
@@ -44,6 +44,7 @@ from kubestream.sources.logs.fingerprint import (
     read_gzip_head,
     read_head,
 )
+from kubestream.sources.logs.formats import LogFormat
 from kubestream.sources.logs.guard import (
     UNREADABLE,
     Location,
@@ -54,6 +55,7 @@ from kubestream.sources.logs.guard import (
     locate,
     open_located,
 )
+from kubestream.sources.logs.parser import FileParser
 from kubestream.sources.logs.paths import LogPath, parse_log_path
 from kubestream.sources.logs.selection import Selection
 from kubestream.sources.logs.tailer import FileHandle, Tailer

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from kubestream.sources.logs.chunk import FileParser, ParsedBlock
+from kubestream.model import ParsedBlock
 from kubestream.sources.logs.container_rules import ContainerInfo
+from kubestream.sources.logs.parser import FileParser
 from kubestream.sources.logs.paths import LogPath
 
 
