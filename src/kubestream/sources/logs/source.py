@@ -35,9 +35,9 @@ from kubestream.enrich.containers import PodEnricher
 from kubestream.enrich.enricher import Enricher
 from kubestream.model import LogChunk, ParsedBlock, Record, RecordSink
 from kubestream.obs.metrics import Metrics
+from kubestream.sources.files.dirs import DirKind, DirWatcher
 from kubestream.sources.logs import checkpoint
 from kubestream.sources.logs.container_rules import MetadataCache
-from kubestream.sources.logs.discovery import DirKind, DirWatcher
 from kubestream.sources.logs.files import FileTable
 from kubestream.sources.logs.json_fields import JsonRule, ParsedFields, parse_messages
 from kubestream.sources.logs.selection import Selection
