@@ -50,15 +50,18 @@ from kubestream.config.settings import (
     SinkSettings,
     StateSettings,
 )
-from kubestream.model import Record
+from kubestream.enrich.block import ContainerMeta
+from kubestream.model import LogChunk, Record
 from kubestream.obs.metrics import Metrics
 from kubestream.pipeline.batcher import Pipeline
 from kubestream.pipeline.delivery import Delivery
+from kubestream.pipeline.encode import make_log_encoder
 from kubestream.pipeline.encode.compress import make_compressor
 from kubestream.pipeline.spool import Spool
 from kubestream.sinks.file import FileSink
 from kubestream.sources.logs import checkpoint
-from kubestream.sources.logs.chunk import ContainerMeta, FileParser, LogChunk, LogFormat, make_log_encoder
+from kubestream.sources.logs.formats import LogFormat
+from kubestream.sources.logs.parser import FileParser
 from kubestream.sources.logs.source import LogsSource
 from kubestream.state.store import StateStore
 
@@ -126,12 +129,12 @@ def ours(path: Path, out_dir: Path, encoding: EncodingSettings) -> tuple[int, in
             offset += len(data)
             lines += block.count
             chunk = LogChunk(block, meta, LOG_PATH)
-            batch.append(Record(data={"chunk": chunk}, sort_key=chunk.sort_key, position=lines))
+            batch.append(Record(data={}, chunk=chunk, sort_key=chunk.sort_key, position=lines))
             if len(batch) == CHUNKS_PER_BATCH:
                 written += flush()
     block = parser.finish()
     lines += block.count
-    batch.append(Record(data={"chunk": LogChunk(block, meta, LOG_PATH)}, sort_key="", position=lines))
+    batch.append(Record(data={}, chunk=LogChunk(block, meta, LOG_PATH), sort_key="", position=lines))
     written += flush()
     return lines, written
 

@@ -34,11 +34,11 @@ from kubestream.config.settings import (
 )
 from kubestream.pipeline.batcher import Pipeline
 from kubestream.pipeline.delivery import Delivery
+from kubestream.pipeline.encode import make_log_encoder
 from kubestream.pipeline.spool import Spool
 from kubestream.sim.nodes.logfiles import NodeLogConfig, NodeLogWriter
 from kubestream.sinks.file import FileSink
 from kubestream.sources.logs import checkpoint
-from kubestream.sources.logs.chunk import make_log_encoder
 from kubestream.sources.logs.source import LogsSource
 from kubestream.state.store import StateStore
 

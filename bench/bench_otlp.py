@@ -34,15 +34,17 @@ from bench.bench_logs import KUBERNETES, LOG_PATH, READ_BYTES
 from bench.gen_cri import generate
 from kubestream.config.outputs import OtlpSinkSettings
 from kubestream.config.settings import EncodingSettings, LogsSettings
-from kubestream.model import Record
+from kubestream.enrich.block import ContainerMeta
+from kubestream.model import LogChunk, Record
+from kubestream.pipeline.encode.logs_ndjson import NdjsonLogEncoder
 from kubestream.pipeline.encode.otlp import (
     OtlpEncoder,
     _stamps_ns,
     log_resource_attributes,
     log_uid_prefix,
 )
-from kubestream.sources.logs.chunk import ContainerMeta, FileParser, LogChunk, LogFormat
-from kubestream.sources.logs.encode import NdjsonLogEncoder
+from kubestream.sources.logs.formats import LogFormat
+from kubestream.sources.logs.parser import FileParser
 
 DEFAULT_BYTES = 64 << 20
 CHUNKS_PER_BATCH = 8
@@ -66,7 +68,7 @@ def batches(path: Path) -> list[list[Record]]:
             block = parser.feed(data, offset)
             offset += len(data)
             chunk = LogChunk(block, meta, LOG_PATH, file_key="2049:1234")
-            out[-1].append(Record(data={"chunk": chunk}, sort_key=chunk.sort_key, position=offset))
+            out[-1].append(Record(data={}, chunk=chunk, sort_key=chunk.sort_key, position=offset))
             if len(out[-1]) == CHUNKS_PER_BATCH:
                 out.append([])
     return [b for b in out if b]
@@ -82,7 +84,7 @@ def official(records: list[Record]) -> bytes:
     scope_logs.scope.name = "kubestream"
     scope_logs.scope.version = "0.1.0"
     for record in records:
-        chunk = record.data["chunk"]
+        chunk = record.chunk
         block = chunk.block
         prefix = log_uid_prefix(record, CLUSTER)
         stamps = _stamps_ns(block.timestamps)
@@ -114,7 +116,7 @@ class Result:
 
 
 def run(name: str, work: list[list[Record]], encode: Callable[[list[Record]], bytes]) -> Result:
-    lines = sum(r.data["chunk"].block.count for batch in work for r in batch)
+    lines = sum(r.chunk.block.count for batch in work for r in batch)
     start = _cpu()
     out = sum(len(encode(batch)) for batch in work)
     return Result(name, lines, _cpu() - start, out)
@@ -127,7 +129,7 @@ def main() -> int:
         t0 = time.monotonic()
         written, physical = generate(path, size)
         work = batches(path)
-    lines = sum(r.data["chunk"].block.count for batch in work for r in batch)
+    lines = sum(r.chunk.block.count for batch in work for r in batch)
     print(f"input: {written:,} bytes, {physical:,} physical lines, {lines:,} records in {len(work)} batches "
           f"(generated and parsed in {time.monotonic() - t0:.1f} s, untimed)")
     ndjson = NdjsonLogEncoder(EncodingSettings(compression="gzip"), cluster=CLUSTER)

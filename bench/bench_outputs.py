@@ -37,10 +37,10 @@ from kubestream.model import Record
 from kubestream.pipeline.batcher import Pipeline
 from kubestream.pipeline.delivery import Delivery
 from kubestream.pipeline.encode import make_encoder
+from kubestream.pipeline.encode.logs_ndjson import NdjsonLogEncoder
 from kubestream.pipeline.encode.otlp import OtlpEncoder
 from kubestream.pipeline.spool import Spool
 from kubestream.sinks.factory import make_destination_sink
-from kubestream.sources.logs.encode import NdjsonLogEncoder
 from kubestream.state.store import StateStore
 
 RECEIVER = """
@@ -159,7 +159,7 @@ def main() -> int:
             generate(path, log_bytes)
             work = batches(path)
         chunks = [r for batch in work for r in batch]
-        lines = sum(r.data["chunk"].block.count for r in chunks)
+        lines = sum(r.chunk.block.count for r in chunks)
         print(f"\nlogs: {lines:,} lines in {len(chunks)} chunks of 1 MiB, batches of 8 chunks")
         alone_l = measure("logs", chunks, lines, None, 8)
         both_l = measure("logs", chunks, lines, url, 8)

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from kubestream.config.settings import ClusterSettings, EncodingSettings, LogsSettings, Settings
-from kubestream.model import Record
-from kubestream.pipeline.encode import make_encoder
+from kubestream.enrich.block import ContainerMeta
+from kubestream.model import LogChunk, Record
+from kubestream.pipeline.encode import make_encoder, make_log_encoder
 from kubestream.pipeline.naming import batch_key
-from kubestream.sources.logs.chunk import ContainerMeta, FileParser, LogChunk, LogFormat, make_log_encoder
+from kubestream.sources.logs.formats import LogFormat
+from kubestream.sources.logs.parser import FileParser
 
 REASONS = ["BackOff", "Pulled", "Created", "Started", "Killing", "Unhealthy", "FailedScheduling", "Scheduled"]
 
@@ -140,7 +142,7 @@ def write_logs(root: Path, ledger: Ledger, *, start: dt.datetime, hours: int, ob
                 data = b"".join(_log_lines(when, per_pod, position))
                 block = FileParser(LogFormat.CRI, parse).feed(data, offset)
                 chunk = LogChunk(block, meta, path, file_key=f"1:{p}")
-                records.append(Record(data={"chunk": chunk}, sort_key=chunk.sort_key, position=position))
+                records.append(Record(data={}, chunk=chunk, sort_key=chunk.sort_key, position=position))
                 ledger.logs.update((path, off) for off in block.offsets)
                 position += block.count
             key = batch_key(prefix=prefix, stream="logs", stream_uid=stream_uid, timestamp=when,

@@ -15,7 +15,7 @@ from kubestream.archive import catalog
 from kubestream.archive.compact import compact_archive
 from kubestream.archive.schema import EVENTS_SCHEMA, LOG_SCHEMA
 from kubestream.archive.store import open_archive
-from kubestream.sources.logs.parquet import batch_table
+from kubestream.pipeline.encode.logs_parquet import batch_table
 
 
 def _files(root: Path) -> list[Path]:

@@ -29,10 +29,10 @@ from kubestream.enrich.containers import PodEnricher
 from kubestream.obs.metrics import Metrics
 from kubestream.pipeline.batcher import Pipeline
 from kubestream.pipeline.delivery import Delivery
+from kubestream.pipeline.encode import make_log_encoder
 from kubestream.pipeline.spool import Spool
 from kubestream.sim.nodes.logfiles import NodeLogConfig, NodeLogWriter, extract_seqs
 from kubestream.sinks.file import FileSink
-from kubestream.sources.logs.chunk import make_log_encoder
 from kubestream.sources.logs.source import LogsSource
 from kubestream.state.store import StateStore
 

@@ -15,18 +15,14 @@ import pytest
 import zstandard
 
 from kubestream.config.settings import EncodingSettings, LogsSettings, Settings
-from kubestream.model import Record
+from kubestream.enrich.block import ContainerMeta
+from kubestream.model import LogChunk, ParsedBlock, Record
 from kubestream.pipeline.batcher import Pipeline
+from kubestream.pipeline.encode import make_log_encoder
+from kubestream.pipeline.encode.json_strings import json_string_bodies
 from kubestream.pipeline.spool import Spool
-from kubestream.sources.logs.chunk import (
-    ContainerMeta,
-    FileParser,
-    LogChunk,
-    LogFormat,
-    ParsedBlock,
-    make_log_encoder,
-)
-from kubestream.sources.logs.jsonstr import json_string_bodies
+from kubestream.sources.logs.formats import LogFormat
+from kubestream.sources.logs.parser import FileParser
 from kubestream.state.store import StateStore
 
 KUBE: dict[str, Any] = {
@@ -58,7 +54,7 @@ def chunk(kube: dict[str, Any], path: str) -> LogChunk:
 def records() -> list[Record]:
     chunks = [chunk(KUBE, "/var/log/pods/shop_web-1_u-1/app/0.log"),
               chunk(OTHER, "/var/log/pods/shop_api-1_u-2/main/0.log")]
-    return [Record(data={"chunk": c}, sort_key=c.sort_key, position=i, size_hint=c.size_hint)
+    return [Record(data={}, chunk=c, sort_key=c.sort_key, position=i, size_hint=c.size_hint)
             for i, c in enumerate(chunks)]
 
 
@@ -119,7 +115,7 @@ def test_parquet_round_trip_with_dictionary_metadata() -> None:
 
 def test_an_empty_batch_encodes() -> None:
     empty = LogChunk(FileParser(LogFormat.CRI, LogsSettings()).feed(b"", 0), ContainerMeta.build(KUBE), "/p")
-    record = Record(data={"chunk": empty}, sort_key="", position=0)
+    record = Record(data={}, chunk=empty, sort_key="", position=0)
     assert gzip.decompress(make_log_encoder(settings()).encode([record])) == b""
     assert pq.read_table(io.BytesIO(make_log_encoder(settings(format="parquet")).encode([record]))).num_rows == 0
 
@@ -150,14 +146,14 @@ def block_of(stamps: list[bytes]) -> LogChunk:
 
 
 def as_records(*chunks: LogChunk) -> list[Record]:
-    return [Record(data={"chunk": c}, sort_key=c.sort_key, position=i) for i, c in enumerate(chunks)]
+    return [Record(data={}, chunk=c, sort_key=c.sort_key, position=i) for i, c in enumerate(chunks)]
 
 
 def test_parquet_batch_mixing_a_pod_with_annotations_and_one_without() -> None:
     # A deleted pod's chunk has no annotations (nor labels) at all: the crash-looping batch.
     deleted = {k: v for k, v in OTHER.items() if k not in ("annotations", "labels", "pod_ip")}
     annotated = {**KUBE, "annotations": {"team": "pay", "n": 1}}
-    batch = [Record(data={"chunk": c}, sort_key=c.sort_key, position=i) for i, c in enumerate([
+    batch = [Record(data={}, chunk=c, sort_key=c.sort_key, position=i) for i, c in enumerate([
         chunk(annotated, "/var/log/pods/shop_web-1_u-1/app/0.log"),
         chunk(deleted, "/var/log/pods/shop_api-1_u-2/main/0.log"),
         chunk(annotated, "/var/log/pods/shop_web-1_u-1/app/0.log")])]
@@ -216,10 +212,10 @@ async def test_an_untimed_batch_is_partitioned_by_its_read_time(tmp_path: Path) 
         config = settings()
         pipeline = Pipeline("logs", config, state, spool, encoder=make_log_encoder(config))
         untimed, mixed = block_of([b"", b""]), block_of([b"", b"2026-01-01T00:00:04Z"])
-        await pipeline.put(Record(data={"chunk": untimed}, sort_key=untimed.sort_key, position=1))
+        await pipeline.put(Record(data={}, chunk=untimed, sort_key=untimed.sort_key, position=1))
         await pipeline.flush()
-        await pipeline.put(Record(data={"chunk": untimed}, sort_key=untimed.sort_key, position=2))
-        await pipeline.put(Record(data={"chunk": mixed}, sort_key=mixed.sort_key, position=3))
+        await pipeline.put(Record(data={}, chunk=untimed, sort_key=untimed.sort_key, position=2))
+        await pipeline.put(Record(data={}, chunk=mixed, sort_key=mixed.sort_key, position=3))
         await pipeline.flush()
         # The read time when no line has a time; else the earliest valid time: never 1970, never
         # the time of the commit.

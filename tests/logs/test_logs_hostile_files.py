@@ -31,13 +31,13 @@ from logs_source_support import (
 )
 
 from kubestream.obs.metrics import Metrics
+from kubestream.sources.files.fingerprint import fingerprint_of, identity_of, read_head
+from kubestream.sources.files.guard import SYMLINK_OUTSIDE_ROOTS, Refusal, SkipReporter
 from kubestream.sources.logs import checkpoint
-from kubestream.sources.logs.fingerprint import fingerprint_of, identity_of, read_head
-from kubestream.sources.logs.guard import SYMLINK_OUTSIDE_ROOTS, Refusal, SkipReporter
 from kubestream.sources.logs.paths import scope_of
 from kubestream.state.store import StateStore
 
-GUARD_LOGGER = "kubestream.sources.logs.guard"
+GUARD_LOGGER = "kubestream.sources.files.guard"
 
 
 def skipped(rig: Rig, reason: str) -> float:

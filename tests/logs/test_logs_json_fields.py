@@ -25,13 +25,16 @@ from logs_source_support import CRI_TS, NODE, Rig, make_settings, pod, read_arch
 from kubestream.archive.schema import conform, logs_schema_for, logs_table_from_ndjson
 from kubestream.config.settings import EncodingSettings, KubeSettings, LogJsonSettings, Settings
 from kubestream.enrich import Enricher
+from kubestream.enrich.block import ContainerMeta
 from kubestream.kube.client import KubeClient
-from kubestream.model import Record
+from kubestream.model import LogChunk, Record
+from kubestream.pipeline.encode import make_log_encoder
+from kubestream.pipeline.encode.logs_parquet import batch_table
 from kubestream.sim.server import SimServer
 from kubestream.sim.testing import kubeconfig_for, running_sim
-from kubestream.sources.logs.chunk import ContainerMeta, FileParser, LogChunk, LogFormat, make_log_encoder
+from kubestream.sources.logs.formats import LogFormat
 from kubestream.sources.logs.json_fields import JsonRule, annotation_choice, parse_messages, rule_for
-from kubestream.sources.logs.parquet import batch_table
+from kubestream.sources.logs.parser import FileParser
 
 # -- the decoding: results and edge cases -------------------------------------------------------
 
@@ -370,7 +373,7 @@ def test_option_off_leaves_chunks_and_parquet_as_before() -> None:
     assert chunk.parsed is None
     assert "parsed" not in batch_table([chunk]).column_names
     encoder = make_log_encoder(Settings())
-    record = Record(data={"chunk": chunk}, sort_key=chunk.sort_key, position=1, size_hint=chunk.size_hint)
+    record = Record(data={}, chunk=chunk, sort_key=chunk.sort_key, position=1, size_hint=chunk.size_hint)
     assert "parsed" not in encoder.decode(encoder.encode([record]))[0]
 
 
@@ -379,7 +382,7 @@ def test_compaction_keeps_parsed_from_ndjson_and_parquet_batches() -> None:
         CRI_TS + b' stdout F {"level":"info"}\n' + CRI_TS + b" stdout F text\n", 0)
     chunk = LogChunk(block, ContainerMeta.build({"namespace": "default"}), "/var/log/pods/x/app/0.log")
     chunk.parsed = parse_messages(block.messages, JsonRule()).values
-    record = Record(data={"chunk": chunk}, sort_key=chunk.sort_key, position=1, size_hint=chunk.size_hint)
+    record = Record(data={}, chunk=chunk, sort_key=chunk.sort_key, position=1, size_hint=chunk.size_hint)
     ndjson = make_log_encoder(Settings(encoding=EncodingSettings(compression="none"))).encode([record])
     from_ndjson = logs_table_from_ndjson(ndjson)
     assert from_ndjson.column("parsed").type == pa.json_()

@@ -7,9 +7,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from kubestream.config.settings import LogsSettings
+from kubestream.model import ParsedBlock
 from kubestream.obs.metrics import Metrics
-from kubestream.sources.logs.chunk import FileParser, LogFormat, ParsedBlock, detect_format
-from kubestream.sources.logs.parser import NonContiguousReadError
+from kubestream.sources.logs.detect import detect_format
+from kubestream.sources.logs.formats import LogFormat
+from kubestream.sources.logs.parser import FileParser, NonContiguousReadError
 
 TS = b"2026-01-01T00:00:0%d.5Z"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from kubestream.config.settings import LogsSettings
-from kubestream.sources.logs.chunk import FileParser, LogFormat
+from kubestream.sources.logs.formats import LogFormat
+from kubestream.sources.logs.parser import FileParser
 
 START = re.compile(rb"\d{4}-\d\d-\d\d |Traceback|Exception")
 

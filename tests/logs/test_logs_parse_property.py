@@ -13,8 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubestream.config.settings import LogsSettings
-from kubestream.sources.logs.chunk import FileParser, LogFormat, ParsedBlock
-from kubestream.sources.logs.timestamps import is_rfc3339
+from kubestream.model import ParsedBlock
+from kubestream.sources.logs.formats import LogFormat
+from kubestream.sources.logs.parser import FileParser
+from kubestream.util.rfc3339 import is_rfc3339
 
 START = re.compile(rb"START")
 SETTINGS = LogsSettings(max_line_bytes=1024, max_merged_bytes=1024)

@@ -10,8 +10,10 @@ from typing import Any, Literal
 import pytest
 
 from kubestream.config.settings import LogsSettings
+from kubestream.model import ParsedBlock
 from kubestream.sim.nodes.logfiles import NodeLogConfig, NodeLogWriter, extract_seqs
-from kubestream.sources.logs.chunk import FileParser, ParsedBlock, detect_format
+from kubestream.sources.logs.detect import detect_format
+from kubestream.sources.logs.parser import FileParser
 
 STACK_START = re.compile(rb"(?!\s)(?!Caused by)(?!\.\.\.)")
 """A start line is any line not indented (Java/Python frames are): a real-world rule."""

@@ -10,10 +10,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from kubestream.config.settings import LogsSettings
+from kubestream.model import ParsedBlock
 from kubestream.obs.metrics import Metrics
-from kubestream.sources.logs.chunk import FileParser, LogFormat, ParsedBlock, detect_format
+from kubestream.sources.logs.detect import detect_format
+from kubestream.sources.logs.formats import LogFormat
 from kubestream.sources.logs.multiline import StartPatternError, compile_start_pattern
-from kubestream.sources.logs.timestamps import all_rfc3339, is_rfc3339, rfc3339_to_epoch_ns
+from kubestream.sources.logs.parser import FileParser
+from kubestream.util.rfc3339 import all_rfc3339, is_rfc3339, rfc3339_to_epoch_ns
 
 Record = tuple[bytes, bytes, bytes, int, bool]
 

@@ -9,8 +9,11 @@ from typing import Any
 import duckdb
 
 from kubestream.config.settings import EncodingSettings, LogsSettings, Settings
-from kubestream.model import Record
-from kubestream.sources.logs.chunk import ContainerMeta, FileParser, LogChunk, LogFormat, make_log_encoder
+from kubestream.enrich.block import ContainerMeta
+from kubestream.model import LogChunk, Record
+from kubestream.pipeline.encode import make_log_encoder
+from kubestream.sources.logs.formats import LogFormat
+from kubestream.sources.logs.parser import FileParser
 
 SCHEMA_DOC = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
 
@@ -32,7 +35,7 @@ def _cri(ts: str, stream: str, message: str) -> bytes:
 def _record(kube: dict[str, Any], data: bytes, position: int) -> Record:
     block = FileParser(LogFormat.CRI, LogsSettings()).feed(data, 0)
     chunk = LogChunk(block, ContainerMeta.build(kube), f"/var/log/pods/x_{kube['pod_uid']}/app/0.log", file_key="1:1")
-    return Record(data={"chunk": chunk}, sort_key=chunk.sort_key, position=position, size_hint=chunk.size_hint)
+    return Record(data={}, chunk=chunk, sort_key=chunk.sort_key, position=position, size_hint=chunk.size_hint)
 
 
 def test_documented_log_query_runs_on_parquet_batches(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from kubestream.config.settings import LogsSettings
 from kubestream.sources.logs import checkpoint
-from kubestream.sources.logs.chunk import FileParser, LogFormat
+from kubestream.sources.logs.formats import LogFormat
+from kubestream.sources.logs.parser import FileParser
 from kubestream.state.store import StateStore
 
 DATA = (b"2026-01-01T00:00:00.0Z stdout F first\n"

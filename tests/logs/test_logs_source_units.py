@@ -11,9 +11,10 @@ import pytest
 
 from kubestream.config.settings import LogsSettings
 from kubestream.errors import ConfigError
+from kubestream.sources.files.dirs import DirKind, DirWatcher
+from kubestream.sources.files.fingerprint import FINGERPRINT_BYTES, fingerprint_of
 from kubestream.sources.logs import checkpoint
-from kubestream.sources.logs.discovery import DirKind, DirWatcher, scan_pods_dir
-from kubestream.sources.logs.fingerprint import FINGERPRINT_BYTES, fingerprint_of
+from kubestream.sources.logs.discovery import scan_pods_dir
 from kubestream.sources.logs.paths import parse_container_link, parse_log_path
 from kubestream.sources.logs.selection import PodFacts, Selection, parse_label_selector
 from kubestream.state.store import StateStore

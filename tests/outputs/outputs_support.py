@@ -20,10 +20,12 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from tests.sources.source_events_support import Harness, core_event
 
 from kubestream.config.settings import EventsSettings, LogsSettings
+from kubestream.enrich.block import ContainerMeta
 from kubestream.kube.reflector import EventType
-from kubestream.model import Record
+from kubestream.model import LogChunk, Record
 from kubestream.sim.apiserver import tls
-from kubestream.sources.logs.chunk import ContainerMeta, FileParser, LogChunk, LogFormat
+from kubestream.sources.logs.formats import LogFormat
+from kubestream.sources.logs.parser import FileParser
 
 KUBE: dict[str, Any] = {
     "enrichment": "ok", "namespace": "shop", "namespace_labels": {"team": "pay"}, "object_kind": "Pod",
@@ -58,7 +60,7 @@ def log_record(kube: dict[str, Any] = KUBE, *, data: bytes = LOG_DATA, offset: i
     block = FileParser(LogFormat.CRI, LogsSettings()).feed(data, offset)
     path = f"/var/log/pods/{kube['namespace']}_{kube['pod_name']}_{kube['pod_uid']}/{kube['container_name']}/0.log"
     chunk = LogChunk(block, ContainerMeta.build(kube), path, file_key=file_key, read_time_ns=READ_TIME_NS)
-    return Record(data={"chunk": chunk}, sort_key=chunk.sort_key, position=position, size_hint=chunk.size_hint)
+    return Record(data={}, chunk=chunk, sort_key=chunk.sort_key, position=position, size_hint=chunk.size_hint)
 
 
 async def event_records(tmp_path: Path) -> list[Record]:

@@ -20,9 +20,11 @@ from tests.outputs.outputs_support import (
 
 from kubestream.config.outputs import OtlpSinkSettings
 from kubestream.config.settings import LogsSettings
-from kubestream.model import Record
+from kubestream.enrich.block import ContainerMeta
+from kubestream.model import LogChunk, Record
 from kubestream.pipeline.encode.otlp import OtlpEncoder, rfc3339_to_ns
-from kubestream.sources.logs.chunk import ContainerMeta, FileParser, LogChunk, LogFormat
+from kubestream.sources.logs.formats import LogFormat
+from kubestream.sources.logs.parser import FileParser
 
 Request = logs_service_pb2.ExportLogsServiceRequest
 
@@ -79,13 +81,13 @@ def test_ids_are_stable_and_distinct() -> None:
     assert len(uids) == len(set(uids)) == 8
     # The same lines read again after a restart (a new chunk object, a new read time): the same ids.
     reread = [log_record(KUBE), log_record(JOB_KUBE, file_key="2049:78")]
-    reread[0].data["chunk"].read_time_ns += 5
+    reread[0].chunk.read_time_ns += 5
     assert _uids(_decode(_encoder().encode(reread))) == uids
     # Other bytes of the same file (another offset) or another file: other ids.
     later = _uids(_decode(_encoder().encode([log_record(KUBE, offset=4096)])))
     assert not set(later) & set(uids)
     # The line's id ends with its byte offset in the file.
-    offsets = records[0].data["chunk"].block.offsets
+    offsets = records[0].chunk.block.offsets
     assert [u.rsplit("-", 1)[1] for u in uids[:4]] == [str(o) for o in offsets]
 
 
@@ -107,7 +109,7 @@ def test_untimed_truncated_and_invalid_utf8_lines() -> None:
     data = b"not a cri line\n" + cri(2, "stdout", b"x" * 2000) + cri(3, "stderr", b"caf\xff")
     block = FileParser(LogFormat.CRI, settings).feed(data, 0)
     chunk = LogChunk(block, ContainerMeta.build(KUBE), "/var/log/pods/x/app/0.log", read_time_ns=READ_TIME_NS)
-    request = _decode(_encoder().encode([Record(data={"chunk": chunk}, sort_key="", position=0)]))
+    request = _decode(_encoder().encode([Record(data={}, chunk=chunk, sort_key="", position=0)]))
     lines = request.resource_logs[0].scope_logs[0].log_records
     assert lines[0].time_unix_nano == 0 and lines[0].observed_time_unix_nano == READ_TIME_NS
     assert attrs(lines[1])["kubestream.truncated"] is True
@@ -166,7 +168,7 @@ async def test_json_is_the_same_request_for_events_and_unusual_lines(tmp_path: P
     settings = LogsSettings(invalid_utf8="lossless", max_line_bytes=1024)
     data = b"not a cri line\n" + cri(2, "stdout", b"x" * 2000) + cri(3, "stderr", b"caf\xff")
     block = FileParser(LogFormat.CRI, settings).feed(data, 0)
-    odd = Record(data={"chunk": LogChunk(block, ContainerMeta.build(KUBE), "/p", read_time_ns=READ_TIME_NS)},
+    odd = Record(data={}, chunk=LogChunk(block, ContainerMeta.build(KUBE), "/p", read_time_ns=READ_TIME_NS),
                  sort_key="", position=0)
     events = await event_records(tmp_path)
     for stream, records in (("logs", [log_record(KUBE), odd, log_record(JOB_KUBE, file_key="9:9")]),

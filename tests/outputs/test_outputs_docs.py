@@ -79,13 +79,15 @@ def _documented(key: str, text: str) -> bool:
 
 async def test_every_attribute_written_is_in_the_mapping_table(tmp_path: Path) -> None:
     from kubestream.config.settings import LogsSettings
-    from kubestream.model import Record
-    from kubestream.sources.logs.chunk import ContainerMeta, FileParser, LogChunk, LogFormat
+    from kubestream.enrich.block import ContainerMeta
+    from kubestream.model import LogChunk, Record
+    from kubestream.sources.logs.formats import LogFormat
+    from kubestream.sources.logs.parser import FileParser
 
     encoder = OtlpEncoder(OtlpSinkSettings(compression="none"), stream="logs", cluster="c")
     lossless = FileParser(LogFormat.CRI, LogsSettings(invalid_utf8="lossless", max_line_bytes=1024)).feed(
         b"2026-01-01T00:00:01Z stdout F caf\xff\n2026-01-01T00:00:02Z stdout F " + b"x" * 2000 + b"\n", 0)
-    hostile = Record(data={"chunk": LogChunk(lossless, ContainerMeta.build(KUBE), "/p")}, sort_key="", position=0)
+    hostile = Record(data={}, chunk=LogChunk(lossless, ContainerMeta.build(KUBE), "/p"), sort_key="", position=0)
     requests = [encoder.encode([log_record(KUBE), log_record(JOB_KUBE), hostile]),
                 OtlpEncoder(OtlpSinkSettings(compression="none"), stream="events", cluster="c")
                 .encode(await event_records(tmp_path))]

@@ -26,10 +26,10 @@ from kubestream.config.settings import EncodingSettings
 from kubestream.errors import SinkFatalError, SinkRejectedError, SinkRetryableError
 from kubestream.model import Record
 from kubestream.pipeline.encode import make_encoder
+from kubestream.pipeline.encode.logs_ndjson import NdjsonLogEncoder
 from kubestream.pipeline.encode.webhook import WebhookEncoder
 from kubestream.sinks.base import Sink
 from kubestream.sinks.http import HttpSink, parse_retry_after, split_array, split_lines
-from kubestream.sources.logs.encode import NdjsonLogEncoder
 
 
 def _logs() -> list[Record]:

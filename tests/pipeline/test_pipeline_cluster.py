@@ -17,15 +17,17 @@ import pytest
 from bench.gen_archive import event_record
 
 from kubestream.config.settings import EncodingSettings, LogsSettings, Settings
-from kubestream.model import Record
+from kubestream.enrich.block import ContainerMeta
+from kubestream.model import LogChunk, Record
 from kubestream.pipeline.batcher import Pipeline
-from kubestream.pipeline.encode import make_encoder
+from kubestream.pipeline.encode import make_encoder, make_log_encoder
+from kubestream.pipeline.encode.logs_ndjson import NdjsonLogEncoder
 from kubestream.pipeline.encode.protobuf import unframe
 from kubestream.pipeline.naming import batch_key, parse_key
 from kubestream.pipeline.proto import kubestream_pb2
 from kubestream.pipeline.spool import Spool
-from kubestream.sources.logs.chunk import ContainerMeta, FileParser, LogChunk, LogFormat, make_log_encoder
-from kubestream.sources.logs.encode import NdjsonLogEncoder
+from kubestream.sources.logs.formats import LogFormat
+from kubestream.sources.logs.parser import FileParser
 from kubestream.state.store import StateStore
 
 WHEN = dt.datetime(2026, 3, 1, 7, 30, tzinfo=dt.UTC)
@@ -42,7 +44,7 @@ def _log_records() -> list[Record]:
         block = FileParser(LogFormat.CRI, LogsSettings()).feed(CRI, 0)
         meta = ContainerMeta.build({"namespace": "shop", "pod_name": f"web-{n}", "pod_uid": f"u-{n}"})
         chunk = LogChunk(block, meta, f"/var/log/pods/shop_web-{n}_u-{n}/app/0.log")
-        records.append(Record(data={"chunk": chunk}, sort_key=chunk.sort_key, position=n))
+        records.append(Record(data={}, chunk=chunk, sort_key=chunk.sort_key, position=n))
     return records
 
 

@@ -22,13 +22,15 @@ from tests.query.conftest import run_cli
 from kubestream.archive.compact import CompactionReport, compact_archive
 from kubestream.archive.store import open_archive
 from kubestream.config.settings import LogsSettings, Settings
-from kubestream.model import Record
+from kubestream.enrich.block import ContainerMeta
+from kubestream.model import LogChunk, Record
 from kubestream.pipeline.batcher import Pipeline
-from kubestream.pipeline.encode import make_encoder
+from kubestream.pipeline.encode import make_encoder, make_log_encoder
+from kubestream.pipeline.encode.logs_parquet import batch_table
 from kubestream.pipeline.spool import Spool
 from kubestream.sinks.file import FileSink
-from kubestream.sources.logs.chunk import ContainerMeta, FileParser, LogChunk, LogFormat, make_log_encoder
-from kubestream.sources.logs.parquet import batch_table
+from kubestream.sources.logs.formats import LogFormat
+from kubestream.sources.logs.parser import FileParser
 from kubestream.state.store import StateStore
 
 START = dt.datetime(2026, 2, 1, 9, 20, tzinfo=dt.UTC)
@@ -68,7 +70,7 @@ async def _agent_writes(root: Path, tmp: Path, cluster: str, log_format: str) ->
             await events.put(Record(data=record, sort_key=record["timestamp"], position=n + 1))
             await events.flush()
             chunk = _log_chunk(cluster, n)
-            await logs.put(Record(data={"chunk": chunk}, sort_key=chunk.sort_key, position=n + 1))
+            await logs.put(Record(data={}, chunk=chunk, sort_key=chunk.sort_key, position=n + 1))
             await logs.flush()
         for entry in spool.pending():
             await sink.put(entry.key, entry.path, entry.path.stat().st_size)
@@ -163,7 +165,7 @@ def test_archives_from_before_the_field_have_a_null_cluster(tmp_path: Path) -> N
         f"events/{hour}/old-1-3.ndjson.gz": make_encoder(old.encoding).encode_dicts(_events("old")),
         f"events/{hour}/new-1-3.ndjson.gz": make_encoder(old.encoding, cluster="east").encode_dicts(_events("new")),
         f"logs/{hour}/old-1-1.ndjson.gz": make_log_encoder(old).encode(
-            [Record(data={"chunk": chunks[0]}, sort_key=chunks[0].sort_key, position=1)]),
+            [Record(data={}, chunk=chunks[0], sort_key=chunks[0].sort_key, position=1)]),
     }
     table = batch_table(chunks).drop_columns(["cluster"])
     sink = pa.BufferOutputStream()

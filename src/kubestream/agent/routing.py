@@ -17,9 +17,8 @@ from kubestream.config.settings import DestinationFilter, DestinationSettings, S
 from kubestream.errors import ConfigError
 from kubestream.model import Record
 from kubestream.pipeline.batcher import Route
-from kubestream.pipeline.encode import Encoder, destination_encoder
+from kubestream.pipeline.encode import Encoder, destination_encoder, make_log_encoder
 from kubestream.pipeline.spool import PendingLimit
-from kubestream.sources.logs.chunk import LOG_CHUNK_KEY, LogChunk, make_log_encoder
 from kubestream.sources.logs.selection import parse_label_selector
 from kubestream.util.label_selectors import Requirement
 
@@ -124,8 +123,8 @@ _EMPTY: Mapping[str, Any] = {}
 
 def _facts(record: Record) -> _Facts:
     data = record.data
-    chunk = data.get(LOG_CHUNK_KEY)
-    if isinstance(chunk, LogChunk):
+    chunk = record.chunk
+    if chunk is not None:
         meta = chunk.meta.kubernetes
         return _Facts(str(meta.get("namespace") or ""), _labels(meta), _EMPTY, _EMPTY)
     found = data.get("kubernetes")

@@ -5,7 +5,7 @@ it is defined beside their encoder (``pipeline.encode.events_schema``) and re-ex
 scalar fields users filter and group on, typed, under the same names as in the NDJSON records,
 and ``record``, every record whole as JSON text.
 
-Logs: the columns of the agent's own log Parquet (``sources.logs.parquet``, ``LOG_SCHEMA``). Its ``kubernetes``
+Logs: the columns of the agent's own log Parquet (``pipeline.encode.logs_parquet``, ``LOG_SCHEMA``). Its ``kubernetes``
 struct has the fields of the containers in each batch; a compacted file has the union of them,
 a batch without one has null there.
 """
@@ -37,7 +37,7 @@ LOG_SCHEMA = pa.schema([
     ("timestamp_invalid", pa.bool_()), ("file", pa.struct([("path", _DICT), ("offset", pa.int64())])),
     ("kubernetes", pa.struct([("namespace", pa.string())])),
 ])
-"""The top-level columns of the agent's log Parquet (``sources.logs.parquet``; a test keeps the two
+"""The top-level columns of the agent's log Parquet (``pipeline.encode.logs_parquet``; a test keeps the two
 in step). Written here rather than derived: importing the logs source loads the Kubernetes client,
 a second of start-up the compactor does not need."""
 _LOG_TEMPLATE = LOG_SCHEMA

@@ -328,11 +328,12 @@ def _plain_lines(records: list[Record]) -> bytes:
     cannot hold written as its ``str``, so the records stay readable and nothing is lost."""
     lines = []
     for record in records:
+        data: Any = record.data if record.chunk is None else {"chunk": record.chunk}
         try:
             lines.append(dumps_line({"position": record.position, "sort_key": str(record.sort_key),
-                                     "data": record.data}))
+                                     "data": data}))
         except Exception:  # a value whose str() fails, or a cycle
-            lines.append(dumps_line({"position": record.position, "data": _safe_repr(record.data)}))
+            lines.append(dumps_line({"position": record.position, "data": _safe_repr(data)}))
     return b"".join(lines)
 
 

@@ -1,7 +1,11 @@
-"""Turning a closed batch into bytes: a record format (NDJSON, protobuf, or for events Parquet)
-then compression (none for Parquet: zstd is inside the file).
+"""Turning a closed batch into bytes: a record format (NDJSON, protobuf, or Parquet) then
+compression (``compress``; none for Parquet: zstd is inside the file).
 
-``make_encoder(settings, cluster=...)`` returns an ``Encoder``; the concrete ``Codec`` can also
+Every encoder of the agent lives in this package. Events: ``make_encoder(settings, cluster=...)``
+returns a ``Codec`` over record dicts (``ndjson``, ``protobuf``, ``events_parquet``). Logs:
+``make_log_encoder(settings)`` returns the encoder of log chunks (``logs_ndjson``: spliced byte
+fragments; ``logs_parquet``), which never builds a dict per line. Destinations that are not
+object stores: ``otlp`` and ``webhook`` (``destination_encoder``). A ``Codec`` can also
 ``decode`` its own output (tests, tools, and anyone reading the archive from Python). With a
 cluster name, every record is written with it as its top-level ``cluster`` field (right after
 ``kind``); the records in the pipeline stay as the sources built them.
@@ -12,11 +16,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from kubestream.config.settings import EncodingSettings, SinkSettings
+from kubestream.config.settings import EncodingSettings, Settings, SinkSettings
 from kubestream.model import Record
+from kubestream.pipeline.encode.cluster_field import with_cluster
 from kubestream.pipeline.encode.compress import Compressor, NoCompression, make_compressor
+from kubestream.pipeline.encode.logs_ndjson import NdjsonLogEncoder
 from kubestream.pipeline.encode.ndjson import NdjsonFormat
+from kubestream.pipeline.encode.otlp import OtlpEncoder
 from kubestream.pipeline.encode.protobuf import K8streamProtobufFormat, KubestreamProtobufFormat
+from kubestream.pipeline.encode.webhook import WebhookEncoder
 
 
 class Encoder(Protocol):
@@ -38,17 +46,6 @@ class RecordFormat(Protocol):
     def serialize(self, items: Iterable[dict[str, Any]]) -> bytes: ...
 
     def parse(self, data: bytes) -> list[dict[str, Any]]: ...
-
-
-def with_cluster(item: dict[str, Any], cluster: str) -> dict[str, Any]:
-    """``item`` with a top-level ``cluster`` after ``kind`` (a record that names one keeps it)."""
-    if "cluster" in item:
-        return item
-    if "kind" not in item:
-        return {"cluster": cluster, **item}
-    stamped = {"kind": item["kind"], "cluster": cluster}
-    stamped.update(item)  # keeps kind first: updating an existing key keeps its position
-    return stamped
 
 
 class Codec:
@@ -82,7 +79,7 @@ class Codec:
 
 def make_record_format(settings: EncodingSettings) -> RecordFormat:
     """The record format the settings name (``parquet``: the events Parquet file; log batches
-    use the logs source's own encoder, ``sources.logs.encode.make_log_encoder``)."""
+    use ``make_log_encoder``)."""
     if settings.format == "parquet":
         # Imported here: pyarrow costs start-up time an NDJSON or protobuf agent does not need.
         from kubestream.pipeline.encode.events_parquet import EventsParquetFormat
@@ -106,24 +103,37 @@ def make_encoder(settings: EncodingSettings, *, cluster: str | None = None) -> C
     return Codec(record_format, compressor, cluster)
 
 
+def make_log_encoder(settings: Settings, *, safe: bool = False) -> Encoder:
+    """The encoder for batches of log records: NDJSON (+gzip/zstd/none) or Parquet (zstd inside),
+    as ``encoding.format`` says.
+
+    ``protobuf`` is an events-only format: logs are written as NDJSON then. ``safe``: NDJSON
+    whatever the format, the format poison batches are re-encoded in (see pipeline.batcher).
+    Both stamp ``cluster.name`` on every record.
+    """
+    cluster = settings.cluster.name
+    if settings.encoding.format == "parquet" and not safe:
+        # Imported here: pyarrow costs start-up time an NDJSON agent does not need.
+        from kubestream.pipeline.encode.logs_parquet import ParquetLogEncoder
+
+        return ParquetLogEncoder(zstd_level=settings.encoding.zstd_level, cluster=cluster)
+    return NdjsonLogEncoder(settings.encoding, cluster=cluster)
+
+
 def destination_encoder(destination: SinkSettings, encoding: EncodingSettings, *, stream: str,
                         cluster: str | None = None) -> Encoder:
     """The encoder of one destination for ``stream``: the OTLP or webhook request body for those
     types, else the archive encoding (``encoding``: the destination's own, or the top-level one).
 
-    Log batches to an archive type use the logs source's encoder instead (the agent picks it),
-    which reads the chunks that source hands over.
+    Log batches to an archive type use ``make_log_encoder`` instead (the agent picks it), which
+    reads the chunks the log source hands over.
     """
     if destination.type == "otlp":
-        from kubestream.pipeline.encode.otlp import OtlpEncoder
-
         return OtlpEncoder(destination.otlp, stream=stream, cluster=cluster)
     if destination.type == "http":
-        from kubestream.pipeline.encode.webhook import WebhookEncoder
-
         return WebhookEncoder(destination.http, stream=stream, cluster=cluster)
     return make_encoder(encoding, cluster=cluster)
 
 
-__all__ = ["Codec", "Encoder", "RecordFormat", "destination_encoder", "make_encoder", "make_record_format",
-           "with_cluster"]
+__all__ = ["Codec", "Encoder", "RecordFormat", "destination_encoder", "make_encoder", "make_log_encoder",
+           "make_record_format", "with_cluster"]

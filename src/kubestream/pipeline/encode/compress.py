@@ -1,4 +1,9 @@
-"""Whole-batch compression: gzip (through ISA-L), zstd, or none.
+"""Compression of a batch: gzip (through ISA-L), zstd, or none — the one place that picks it.
+
+``make_compressor`` reads ``encoding.compression``; every encoder takes its compressor from
+there. A compressor compresses a whole encoded batch (``compress``, the record-dict codecs) or
+opens a ``stream`` fed piece by piece (the log NDJSON encoder, which never holds a whole
+uncompressed batch: ``logs_ndjson``). Both write the same format: one gzip member, one zstd frame.
 
 ISA-L's igzip writes standard gzip members several times faster than zlib; it offers levels
 0..3 only, so the configured ``gzip_level`` (0..9, zlib's scale) is capped at 3.
@@ -10,11 +15,31 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import zstandard
-from isal import igzip
+from isal import igzip, isal_zlib
 
 from kubestream.config.settings import EncodingSettings
 
 _ISAL_MAX_LEVEL = 3
+_GZIP_WBITS = 16 + 15
+"""zlib's window bits for a gzip wrapper with the largest window."""
+
+
+class StreamCompressor(Protocol):
+    """A compressor fed piece by piece (``zlib``/``zstandard`` ``compressobj`` style)."""
+
+    def compress(self, data: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+class _Identity:
+    """The stream of ``NoCompression``: the pieces as they are."""
+
+    def compress(self, data: bytes) -> bytes:
+        return data
+
+    def flush(self) -> bytes:
+        return b""
 
 
 class Compressor(Protocol):
@@ -29,6 +54,10 @@ class Compressor(Protocol):
 
     def decompress(self, data: bytes) -> bytes: ...
 
+    def stream(self) -> StreamCompressor:
+        """A fresh streaming compressor whose output ``decompress`` reads."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class NoCompression:
@@ -41,6 +70,9 @@ class NoCompression:
 
     def decompress(self, data: bytes) -> bytes:
         return data
+
+    def stream(self) -> StreamCompressor:
+        return _Identity()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +89,12 @@ class GzipCompression:
         # isal's igzip.decompress() carries no annotations.
         result: bytes = igzip.decompress(data)  # type: ignore[no-untyped-call]
         return result
+
+    def stream(self) -> StreamCompressor:
+        """One gzip member, as ``compress`` writes (zlib's gzip wrapper writes mtime 0 too)."""
+        compressor: StreamCompressor = isal_zlib.compressobj(
+            min(self.level, _ISAL_MAX_LEVEL), isal_zlib.DEFLATED, _GZIP_WBITS)
+        return compressor
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +114,7 @@ class ZstdCompression:
             if zstandard.frame_content_size(data) >= 0:
                 result: bytes = zstandard.ZstdDecompressor().decompress(data)
                 return result
-            # The log encoder compresses as a stream (sources.logs.encode): its frame header has
+            # A ``stream`` (the log NDJSON encoder) writes a frame header with
             # no content size, which the one-shot call needs.
             with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True) as reader:
                 streamed: bytes = reader.readall()
@@ -84,6 +122,11 @@ class ZstdCompression:
         except zstandard.ZstdError as exc:
             # Readers handle damaged objects by the standard classes (gzip raises OSError/EOFError).
             raise ValueError(f"zstd: {exc}") from exc
+
+    def stream(self) -> StreamCompressor:
+        """One zstd frame, without the content size in its header (not known up front)."""
+        compressor: StreamCompressor = zstandard.ZstdCompressor(level=self.level).compressobj()
+        return compressor
 
 
 def make_compressor(settings: EncodingSettings) -> Compressor:

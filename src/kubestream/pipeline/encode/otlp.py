@@ -31,17 +31,15 @@ import datetime as dt
 import hashlib
 import struct
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import orjson
-from isal import isal_zlib
 
 from kubestream import __version__
 from kubestream.config.outputs import OtlpSinkSettings
-from kubestream.model import Record
+from kubestream.model import ParsedBlock, Record, log_chunk
+from kubestream.pipeline.encode.compress import GzipCompression
 
-LOG_CHUNK_KEY = "chunk"
-"""Where a log record keeps its chunk of lines in ``Record.data`` (as the logs source puts it)."""
 SCOPE_NAME = "kubestream"
 """``InstrumentationScope.name`` of every record."""
 UID_ATTRIBUTE = "log.record.uid"
@@ -57,8 +55,8 @@ WORKLOAD_ATTRIBUTES = {
 }
 """Owner kind → semantic-convention attribute prefix (``<prefix>.name``, ``<prefix>.uid``)."""
 
-_GZIP_WBITS = 16 + 15
-_GZIP_LEVEL = 1
+_GZIP = GzipCompression(level=1)
+"""The request body's ``Content-Encoding: gzip`` (level 1: bodies are sent once, soon)."""
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _NS_PER_US = 1000
 
@@ -150,8 +148,8 @@ def log_file_identity(record: Record) -> str:
     fingerprint = getattr(record.checkpoint, "fingerprint", None)
     if isinstance(fingerprint, str) and fingerprint:
         return fingerprint
-    chunk = record.data[LOG_CHUNK_KEY]
-    return f"{chunk.path}@{getattr(chunk, 'file_key', '')}"
+    chunk = log_chunk(record)
+    return f"{chunk.path}@{chunk.file_key}"
 
 
 def log_uid_prefix(record: Record, cluster: str | None) -> str:
@@ -300,15 +298,6 @@ def _stamps_ns(timestamps: Sequence[bytes]) -> list[bytes | None]:
 
 # -- log chunks -------------------------------------------------------------------------------
 
-class _Block(Protocol):
-    timestamps: list[bytes]
-    streams: list[bytes]
-    messages: list[bytes]
-    offsets: list[int]
-    truncated_rows: list[int]
-    raw_messages: dict[int, bytes]
-
-
 _IOSTREAM = {s: attribute(0x32, "log.iostream", s.decode()) for s in (b"stdout", b"stderr")}
 _TRUNCATED = attribute(0x32, "kubestream.truncated", True)
 _LIMIT_MARGIN = 256
@@ -331,8 +320,8 @@ def _uid_heads(prefix: bytes) -> list[bytes]:
 def log_chunk_records(record: Record, cluster: str | None) -> tuple[list[bytes], int]:
     """The ``log_records`` fields (ScopeLogs field 2, tag included) of one chunk, as fragments,
     and their total size."""
-    chunk = record.data[LOG_CHUNK_KEY]
-    block: _Block = chunk.block
+    chunk = log_chunk(record)
+    block = chunk.block
     messages = block.messages
     if not messages:
         return [], 0
@@ -375,7 +364,7 @@ def log_chunk_records(record: Record, cluster: str | None) -> tuple[list[bytes],
     return out, total
 
 
-def _row_extras(block: _Block) -> dict[int, bytes]:
+def _row_extras(block: ParsedBlock) -> dict[int, bytes]:
     """Attributes of the rare rows: truncated, or not UTF-8 (the original bytes, lossless mode)."""
     extras: dict[int, bytes] = {}
     for row, raw in block.raw_messages.items():
@@ -478,7 +467,7 @@ class OtlpEncoder:
         """One request body for ``records`` (protobuf or JSON), gzip-compressed if configured."""
         body = self.encode_json(records) if self._json else self.encode_protobuf(records)
         if self._gzip:
-            compressor = isal_zlib.compressobj(_GZIP_LEVEL, isal_zlib.DEFLATED, _GZIP_WBITS)
+            compressor = _GZIP.stream()
             body = compressor.compress(body) + compressor.flush()
         return body
 
@@ -486,8 +475,8 @@ class OtlpEncoder:
         """The uncompressed protobuf ``ExportLogsServiceRequest`` of ``records``."""
         groups: dict[Any, _Group] = {}
         for record in records:
-            chunk = record.data.get(LOG_CHUNK_KEY)
-            if chunk is not None and hasattr(chunk, "block"):
+            chunk = record.chunk
+            if chunk is not None:
                 group = self._log_group(groups, chunk.meta, record.data.get("cluster") or self.cluster)
                 fragments, size = log_chunk_records(record, self.cluster)
                 group.fragments += fragments
@@ -523,8 +512,8 @@ class OtlpEncoder:
         as ``encode_protobuf``, in the protobuf JSON mapping OTLP/JSON uses)."""
         groups: dict[Any, tuple[list[tuple[str, str]], list[bytes]]] = {}
         for record in records:
-            chunk = record.data.get(LOG_CHUNK_KEY)
-            if chunk is not None and hasattr(chunk, "block"):
+            chunk = record.chunk
+            if chunk is not None:
                 cluster = record.data.get("cluster") or self.cluster
                 key: Any = (chunk.meta.encoded, cluster)
                 if key not in groups:
@@ -565,8 +554,8 @@ def _log_record_json(log_record: bytes) -> bytes:
 
 def log_chunk_json(record: Record, cluster: str | None) -> list[bytes]:
     """The OTLP/JSON log records of one chunk, as fragments each starting with a comma."""
-    chunk = record.data[LOG_CHUNK_KEY]
-    block: _Block = chunk.block
+    chunk = log_chunk(record)
+    block = chunk.block
     messages = block.messages
     if not messages:
         return []
@@ -600,4 +589,4 @@ def _field_value(field: bytes) -> bytes:
     return field[pos + 1:]
 
 
-__all__ = ["LOG_CHUNK_KEY", "OtlpEncoder", "event_uid", "log_chunk_json", "log_chunk_records", "log_uid_prefix", "varint"]
+__all__ = ["OtlpEncoder", "event_uid", "log_chunk_json", "log_chunk_records", "log_uid_prefix", "varint"]

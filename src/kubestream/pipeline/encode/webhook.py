@@ -22,17 +22,17 @@ import time
 from typing import Any
 
 import orjson
-from isal import isal_zlib
 
 from kubestream.config.outputs import HttpSinkSettings
-from kubestream.model import Record
-from kubestream.pipeline.encode import with_cluster
+from kubestream.model import Record, log_chunk
+from kubestream.pipeline.encode.cluster_field import with_cluster
+from kubestream.pipeline.encode.compress import GzipCompression
 from kubestream.pipeline.encode.ndjson import dumps_line
-from kubestream.pipeline.encode.otlp import LOG_CHUNK_KEY, event_uid, log_uid_prefix
+from kubestream.pipeline.encode.otlp import event_uid, log_uid_prefix
 
 UID_FIELD = "record_uid"
-_GZIP_WBITS = 16 + 15
-_GZIP_LEVEL = 1
+_GZIP = GzipCompression(level=1)
+"""The request body's ``Content-Encoding: gzip`` (level 1: bodies are sent once, soon)."""
 ARRAY_SEPARATOR = b",\n"
 
 
@@ -43,7 +43,7 @@ def _epoch_ns_text(ns: int) -> str:
 
 def log_chunk_objects(record: Record, cluster: str | None) -> list[dict[str, Any]]:
     """The archive's objects for the lines of one log chunk, each with its ``record_uid``."""
-    chunk = record.data[LOG_CHUNK_KEY]
+    chunk = log_chunk(record)
     block = chunk.block
     prefix = log_uid_prefix(record, cluster)
     kubernetes = chunk.meta.kubernetes
@@ -116,8 +116,8 @@ class WebhookEncoder:
         """The record objects of a batch, in order."""
         out: list[dict[str, Any]] = []
         for record in records:
-            chunk = record.data.get(LOG_CHUNK_KEY)
-            if chunk is not None and hasattr(chunk, "block"):
+            chunk = record.chunk
+            if chunk is not None:
                 out += log_chunk_objects(record, self.cluster)
             else:
                 out.append(event_object(record.data, self.cluster))
@@ -131,7 +131,7 @@ class WebhookEncoder:
         else:
             body = b"".join(lines)
         if self._gzip:
-            compressor = isal_zlib.compressobj(_GZIP_LEVEL, isal_zlib.DEFLATED, _GZIP_WBITS)
+            compressor = _GZIP.stream()
             body = compressor.compress(body) + compressor.flush()
         return body
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubestream.sources.logs.fingerprint import is_unscoped, scoped
+from kubestream.sources.files.fingerprint import is_unscoped, scoped
 from kubestream.sources.logs.paths import scope_of
 from kubestream.state.store import StateStore
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from itertools import chain, repeat
 
 from kubestream.sources.logs.rows import STDOUT, STREAMS, Rows
-from kubestream.sources.logs.timestamps import all_rfc3339, is_rfc3339
+from kubestream.util.rfc3339 import all_rfc3339, is_rfc3339
 
 _TAGS = frozenset((b"P", b"F"))
 _TAG_SEPARATOR = b":"

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import re
 
-from kubestream.sources.logs.chunk import LogFormat
 from kubestream.sources.logs.cri import is_cri_line
 from kubestream.sources.logs.docker import is_docker_line
+from kubestream.sources.logs.formats import LogFormat
 
 _CRI_HEAD = re.compile(
     rb"\d{4}-\d\d-\d\d[Tt][0-9:.]+(?:[Zz]|[+-]\d\d:\d\d) (?:stdout|stderr) [PF](?::[^ \n]*)?(?: |\n|$)")

@@ -21,8 +21,8 @@ import orjson
 
 from kubestream.sources.logs.cri import NO_TIMESTAMP
 from kubestream.sources.logs.rows import STDOUT, STREAMS, Rows
-from kubestream.sources.logs.timestamps import invalid_rows, is_rfc3339
 from kubestream.sources.logs.utf8 import text_to_utf8
+from kubestream.util.rfc3339 import invalid_rows, is_rfc3339
 
 CUT_TAIL_BYTES = 512
 """How much of the end of a cut line the parser keeps for ``recover_cut``: enough for the

@@ -25,26 +25,15 @@ from pathlib import Path
 
 from kubestream.config.settings import LogsSettings
 from kubestream.obs.metrics import Metrics
-from kubestream.sources.logs.chunk import FileParser, LogFormat, detect_format
-from kubestream.sources.logs.container_rules import ContainerInfo, MetadataCache
-from kubestream.sources.logs.discovery import (
-    TEMP_SUFFIX,
-    DirCache,
-    DirEvent,
-    DirKind,
-    DirWatcher,
-    scan_container_dir,
-    scan_container_links,
-    scan_pods_dir,
-)
-from kubestream.sources.logs.fingerprint import (
+from kubestream.sources.files.dirs import DirCache, DirEvent, DirKind, DirWatcher
+from kubestream.sources.files.fingerprint import (
     content_of,
     fingerprint_of,
     identity_of,
     read_gzip_head,
     read_head,
 )
-from kubestream.sources.logs.guard import (
+from kubestream.sources.files.guard import (
     UNREADABLE,
     Location,
     Refusal,
@@ -54,9 +43,20 @@ from kubestream.sources.logs.guard import (
     locate,
     open_located,
 )
+from kubestream.sources.files.handle import FileHandle
+from kubestream.sources.logs.container_rules import ContainerInfo, MetadataCache
+from kubestream.sources.logs.detect import detect_format
+from kubestream.sources.logs.discovery import (
+    TEMP_SUFFIX,
+    scan_container_dir,
+    scan_container_links,
+    scan_pods_dir,
+)
+from kubestream.sources.logs.formats import LogFormat
+from kubestream.sources.logs.parser import FileParser
 from kubestream.sources.logs.paths import LogPath, parse_log_path
 from kubestream.sources.logs.selection import Selection
-from kubestream.sources.logs.tailer import FileHandle, Tailer
+from kubestream.sources.logs.tailer import Tailer
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ class FileTable:
         # (lines appended between copy and truncate): then all of it was read.
         return offset if lp.gz else min(offset, size)
 
-    def _start(self, lp: LogPath, handle: FileHandle, fingerprint: str, offset: int, fmt: LogFormat) -> None:
+    def _start(self, lp: LogPath, handle: FileHandle[LogPath], fingerprint: str, offset: int, fmt: LogFormat) -> None:
         info = self._meta.acquire(lp)
         parser = FileParser(fmt, self._settings, multiline=info.extra.multiline, metrics=self._metrics,
                             last_timestamp=self._saved_timestamps.get(fingerprint) if offset else None)
@@ -328,7 +328,7 @@ class FileTable:
             return True
         return False
 
-    def _open_copy(self, lp: LogPath, live_key: FileKey, fingerprint: str) -> FileHandle | None:
+    def _open_copy(self, lp: LogPath, live_key: FileKey, fingerprint: str) -> FileHandle[LogPath] | None:
         where = locate(lp.path, self._roots)
         if isinstance(where, Refusal):
             self._skips.report(lp.shown, where)

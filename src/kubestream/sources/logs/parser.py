@@ -1,4 +1,4 @@
-"""The state machine behind ``chunk.FileParser``: one instance per open file.
+"""Parsing one container log file read sequentially: ``FileParser`` and its state machine.
 
 Each ``feed`` parses a *region*: the bytes carried over from earlier reads plus the new read. The
 region's complete lines become rows (``cri``/``docker``), rows become records (``partial`` merges
@@ -29,10 +29,11 @@ from operator import add
 
 from kubestream.config.settings import LogsSettings
 from kubestream.errors import KubestreamError
+from kubestream.model import ParsedBlock
 from kubestream.obs.metrics import Metrics
-from kubestream.sources.logs.chunk import LogFormat, ParsedBlock
 from kubestream.sources.logs.cri import parse_cri
 from kubestream.sources.logs.docker import CUT_TAIL_BYTES, parse_docker, recover_cut
+from kubestream.sources.logs.formats import LogFormat
 from kubestream.sources.logs.multiline import StartMatcher, join_multiline
 from kubestream.sources.logs.partial import Merged, merge_partials
 from kubestream.sources.logs.records import Records, cut_row
@@ -301,6 +302,69 @@ class BlockParser:
             dropped.labels(source="logs", reason="malformed").inc(block.malformed)
         if block.invalid_utf8 and not self._lossless:
             dropped.labels(source="logs", reason="invalid_utf8").inc(block.invalid_utf8)
+
+
+class FileParser:
+    """Parses one log file read sequentially; keeps the state that spans reads.
+
+    The state is the unterminated physical line at the end of the previous read, the pending P/F
+    (or docker 16 KiB split) merge, and the pending multi-line record. Feed contiguous reads; a
+    parser started at a checkpoint (``resume_offset``) produces exactly the records after it.
+    """
+
+    def __init__(
+        self,
+        fmt: LogFormat,
+        settings: LogsSettings,
+        *,
+        multiline: StartMatcher | None = None,
+        metrics: Metrics | None = None,
+        last_timestamp: bytes | None = None,
+    ) -> None:
+        self.format = fmt
+        # ``last_timestamp``: from the checkpoint (``ParsedBlock.resume_timestamp``) when resuming.
+        self._impl = BlockParser(fmt, settings, multiline=multiline, metrics=metrics, last_timestamp=last_timestamp)
+
+    def feed(self, data: bytes, offset: int) -> ParsedBlock:
+        """Parse ``data`` read from the file at ``offset`` (must continue the previous read)."""
+        return self._impl.feed(data, offset)
+
+    def finish(self) -> ParsedBlock:
+        """The file is let go: emit everything buffered (an incomplete tail is counted truncated)."""
+        return self._impl.finish()
+
+    def flush_pending(self) -> ParsedBlock:
+        """Emit a pending multi-line record now (call after ``multiline_timeout_s`` without data).
+
+        Only a *complete* record waiting for the next start line is emitted; an unterminated line
+        or an unfinished P/F merge stays buffered (the runtime will finish it).
+        """
+        return self._impl.flush_pending()
+
+    @property
+    def has_pending(self) -> bool:
+        """True while a complete multi-line record waits for its next start line."""
+        return self._impl.has_pending
+
+    @property
+    def has_partial(self) -> bool:
+        """True while an unfinished P/F run (docker: a ``log`` without newline) waits for its end."""
+        return self._impl.has_partial
+
+    def expire_partials(self) -> ParsedBlock:
+        """Emit unfinished P/F runs as written so far (call after ``partial_expiry_s`` without data:
+        an exited container's last part never gets its end)."""
+        return self._impl.expire_partials()
+
+    @property
+    def next_offset(self) -> int:
+        """The file offset the next ``feed`` must start at."""
+        return self._impl.next_offset
+
+    @property
+    def mid_line(self) -> bool:
+        """The last read ended inside a line: ``finish`` emits its head (as truncated)."""
+        return self._impl.mid_line
 
 
 def _first_well_formed(rows: Rows) -> int:

@@ -33,12 +33,11 @@ from pathlib import Path
 from kubestream.config.settings import Settings
 from kubestream.enrich.containers import PodEnricher
 from kubestream.enrich.enricher import Enricher
-from kubestream.model import Record, RecordSink
+from kubestream.model import LogChunk, ParsedBlock, Record, RecordSink
 from kubestream.obs.metrics import Metrics
+from kubestream.sources.files.dirs import DirKind, DirWatcher
 from kubestream.sources.logs import checkpoint
-from kubestream.sources.logs.chunk import LOG_CHUNK_KEY, LogChunk, ParsedBlock
 from kubestream.sources.logs.container_rules import MetadataCache
-from kubestream.sources.logs.discovery import DirKind, DirWatcher
 from kubestream.sources.logs.files import FileTable
 from kubestream.sources.logs.json_fields import JsonRule, ParsedFields, parse_messages
 from kubestream.sources.logs.selection import Selection
@@ -273,7 +272,7 @@ class LogsSource:
             last_line=first + block.count - 1, last_timestamp=block.resume_timestamp)
         if self._metrics is not None:
             self._metrics.records_in.labels(source=SOURCE).inc(block.count)
-        await self._out.put(Record(data={LOG_CHUNK_KEY: chunk}, sort_key=chunk.sort_key, position=first,
+        await self._out.put(Record(data={}, chunk=chunk, sort_key=chunk.sort_key, position=first,
                                    checkpoint=update,
                                    size_hint=chunk.columnar_size_hint if self._columnar else chunk.size_hint))
 

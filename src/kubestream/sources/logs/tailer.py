@@ -1,80 +1,23 @@
 """One open container log file: where it is read up to, and the reads themselves.
 
-A tailer holds the file by its open fd (a plain file) or its gzip stream (a rotated ``.gz``), so a
-rename, an unlink or the removal of the pod directory does not stop it: it reads the same inode
-to its end before it is let go. Its identity is the content fingerprint; the fd/inode is only how
-the bytes are reached right now (a copytruncate hands the tailer over to the copy).
+A tailer holds the file by a ``sources.files.handle.FileHandle`` (an open fd, or the gzip stream
+of a rotated ``.gz``), so a rename, an unlink or the removal of the pod directory does not stop
+it: it reads the same inode to its end before it is let go. Its identity is the content
+fingerprint; the fd/inode is only how the bytes are reached right now (a copytruncate hands the
+tailer over to the copy). What it adds to the handle is the log source's: the parser and the
+container's metadata.
 """
 
 from __future__ import annotations
 
-import gzip
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-from kubestream.sources.logs.chunk import FileParser, ParsedBlock
+from kubestream.model import ParsedBlock
+from kubestream.sources.files.handle import FileHandle
 from kubestream.sources.logs.container_rules import ContainerInfo
+from kubestream.sources.logs.parser import FileParser
 from kubestream.sources.logs.paths import LogPath
-
-
-@dataclass(slots=True)
-class FileHandle:
-    """How a file's bytes are reached: an fd (pread) or a gzip stream (sequential)."""
-
-    path: LogPath
-    dev: int
-    ino: int
-    fd: int = -1
-    gz: gzip.GzipFile | None = None
-    gz_raw: BinaryIO | None = None
-    """The file under ``gz`` (GzipFile does not close a file object it was given)."""
-    gz_pos: int = 0
-
-    @classmethod
-    def open_plain(cls, path: LogPath, fd: int) -> FileHandle:
-        st = os.fstat(fd)
-        return cls(path, st.st_dev, st.st_ino, fd=fd)
-
-    @classmethod
-    def open_gzip(cls, path: LogPath, fd: int) -> FileHandle:
-        """A gzip stream over an fd opened by ``guard.open_located`` (owned by the handle now)."""
-        st = os.fstat(fd)
-        raw = open(fd, "rb")  # noqa: SIM115 - closed by close()
-        return cls(path, st.st_dev, st.st_ino, gz=gzip.GzipFile(fileobj=raw, mode="rb"), gz_raw=raw)
-
-    @property
-    def file_key(self) -> tuple[int, int]:
-        """(device, inode)."""
-        return (self.dev, self.ino)
-
-    def size(self) -> int | None:
-        """Current size of a plain file; None for gzip (unknown until read to its end)."""
-        return os.fstat(self.fd).st_size if self.fd >= 0 else None
-
-    def read(self, offset: int, size: int) -> bytes:
-        """Up to ``size`` bytes at ``offset``."""
-        if self.gz is not None:
-            if self.gz_pos != offset:
-                # Seeking a gzip stream decompresses up to the offset: done once, at resume.
-                self.gz.seek(offset)
-                self.gz_pos = offset
-            data = self.gz.read(size)
-            self.gz_pos += len(data)
-            return data
-        return os.pread(self.fd, size, offset)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        if self.gz is not None:
-            self.gz.close()
-            self.gz = None
-        if self.gz_raw is not None:
-            self.gz_raw.close()
-            self.gz_raw = None
 
 
 @dataclass(slots=True)
@@ -82,7 +25,7 @@ class Tailer:
     """The reading state of one file identity."""
 
     fingerprint: str
-    handle: FileHandle
+    handle: FileHandle[LogPath]
     parser: FileParser
     info: ContainerInfo
     container_key: tuple[str, str]

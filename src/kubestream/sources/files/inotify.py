@@ -5,7 +5,7 @@ needed; ``asyncinotify`` / ``inotify_simple`` would add a dependency for the sam
 owning the fd lets the event loop watch it with ``add_reader`` (no thread, no polling: zero CPU
 while nothing is written).
 
-Watches are put on directories only (pods dir, each pod dir, each container dir): events on the
+Watches are put on directories only (the root, the directories under it, the directories of files): events on the
 files inside a directory come through its watch, so 1,000 files cost ~2,000 watches at most,
 not one per file per rotation. The kernel limit (``fs.inotify.max_user_watches``) can still be
 hit: ``add_watch`` then returns None and the source relies on its stat sweep for that directory.
@@ -41,9 +41,9 @@ IN_NONBLOCK = 0o4000
 IN_CLOEXEC = 0o2000000
 
 DIR_EVENTS = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR
-"""Watched on pods_dir and pod dirs: entries appearing and going."""
+"""Watched on directories of directories (the log source: ``pods_dir``, pod dirs): entries appearing and going."""
 FILE_EVENTS = DIR_EVENTS | IN_MODIFY | IN_CLOSE_WRITE
-"""Watched on container dirs: also writes to the log files inside."""
+"""Watched on directories of files (the log source: container dirs): also writes to the files inside."""
 
 _HEADER = struct.Struct("iIII")  # wd, mask, cookie, len (struct inotify_event)
 

@@ -18,7 +18,7 @@ is a null *index*, never a null inside the dictionary, which the Parquet writer 
 Timestamps: one vectorised cast of the whole column is the common case. When it fails (an empty
 timestamp: the parser found no valid time; a leap second; ``t``/``z``), a vectorised regex picks
 the rows in the form the cast reads, those are cast together, and only the rest are parsed one
-by one (``timestamps.rfc3339_to_epoch_ns``); a row that still has no time gets its chunk's read
+by one (``util.rfc3339.rfc3339_to_epoch_ns``); a row that still has no time gets its chunk's read
 time and ``timestamp_invalid``.
 
 Writing: only the dictionary-typed columns are written with Parquet dictionary encoding (the
@@ -39,10 +39,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from kubestream.model import Record
-from kubestream.sources.logs.chunk import LOG_CHUNK_KEY, LogChunk
-from kubestream.sources.logs.rows import STDOUT, STREAM_CODE_INDEX
-from kubestream.sources.logs.timestamps import rfc3339_to_epoch_ns
+from kubestream.model import LogChunk, Record, log_chunk
+from kubestream.util.rfc3339 import rfc3339_to_epoch_ns
 
 _INDEX = pa.int32()
 _TIMESTAMP = pa.timestamp("ns", "UTC")
@@ -63,7 +61,7 @@ class ParquetLogEncoder:
 
     def encode(self, records: list[Record]) -> bytes:
         """The Parquet file of every chunk of ``records``."""
-        chunks = [r.data[LOG_CHUNK_KEY] for r in records]
+        chunks = [log_chunk(r) for r in records]
         chunks = [c for c in chunks if c.block.count]
         table = batch_table(chunks, self._cluster)
         sink = pa.BufferOutputStream()
@@ -186,13 +184,16 @@ def _cast_rows(text: pa.Array, castable: pa.Array, read_ns: pa.Array) -> tuple[p
 
 
 _STREAM_VALUES = pa.array(["stdout", "stderr"])
+_STREAM_WIDTH = len(b"stdout")
+_STREAM_CODE_INDEX = 3
+"""``b"stdout"[3]`` is ``o``, ``b"stderr"[3]`` is ``e``: one byte names the stream."""
 _STDERR_CODE = ord("e")
 
 
 def _streams(chunks: Sequence[LogChunk]) -> pa.Array:
     """The stream column, dictionary-encoded from one code byte per row (no hashing of values)."""
     # Every stream is b"stdout" or b"stderr": one byte of each ("o"/"e") names it.
-    codes = b"".join(b"".join(c.block.streams) for c in chunks)[STREAM_CODE_INDEX::len(STDOUT)]
+    codes = b"".join(b"".join(c.block.streams) for c in chunks)[_STREAM_CODE_INDEX::_STREAM_WIDTH]
     as_uint8 = pa.Array.from_buffers(pa.uint8(), len(codes), [None, pa.py_buffer(codes)])
     indices = pc.equal(as_uint8, _STDERR_CODE).cast(pa.int8())
     return pa.DictionaryArray.from_arrays(indices, _STREAM_VALUES)

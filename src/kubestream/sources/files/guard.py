@@ -1,16 +1,17 @@
-"""Opening container log files without trusting what lies in the log directories.
+"""Opening files without trusting what lies in the directories they are found in.
 
 The node agent runs as root and reads what any pod's runtime, or any pod with a hostPath mount,
-leaves under ``pods_dir``. A path is therefore never opened on its word:
+leaves under its primary root (the log source's ``pods_dir``). A path is therefore never opened
+on its word:
 
 - Only regular files are opened. ``open()`` on a FIFO blocks until a writer comes (the event
   loop with it: /healthz, SIGTERM, every other file), and a device can be anything. The type is
   checked with ``lstat`` before opening and again with ``fstat`` on the opened fd; the open itself
   is ``O_NONBLOCK``, so a FIFO swapped in between the two cannot block either.
-- No symlink is followed out of the roots (``pods_dir`` and ``logs.extra_roots``). A link is
+- No symlink is followed out of the roots (the primary root and the extra ones, ``logs.extra_roots``). A link is
   resolved and checked first; the file is then opened from the root's directory fd one component
   at a time with ``O_NOFOLLOW``, so no component can be swapped for a link between the check and
-  the open. A link that resolves into ``pods_dir`` is an alias: the walk reads that file at its
+  the open. A link that resolves into the primary root is an alias: the walk reads that file at its
   own path (with its own pod's metadata), never through the link.
 - A file that cannot be opened (EACCES) is refused as unreadable; the caller looks again later.
 
@@ -68,11 +69,11 @@ class Location:
 
 
 class Roots:
-    """The directories log files may be read from: ``pods_dir`` first, then the extra roots."""
+    """The directories files may be read from: the primary root first, then the extra roots."""
 
-    def __init__(self, pods_dir: Path, extra: Iterable[Path] = ()) -> None:
-        self.pods_dir = pods_dir
-        self._roots: tuple[Path, ...] = (pods_dir, *extra)
+    def __init__(self, primary: Path, extra: Iterable[Path] = ()) -> None:
+        self.primary = primary
+        self._roots: tuple[Path, ...] = (primary, *extra)
 
     def __str__(self) -> str:
         return ", ".join(str(r) for r in self._roots)
@@ -102,7 +103,7 @@ def _below(path: str, base: str) -> tuple[str, ...] | None:
 def locate(path: Path, roots: Roots) -> Location | Refusal | None:
     """Where the file ``path`` names is, decided without opening anything.
 
-    None: gone, or a link to a file of ``pods_dir`` (read at its own path).
+    None: gone, or a link to a file of the primary root (read at its own path).
     """
     try:
         lst = os.lstat(path)
@@ -114,7 +115,7 @@ def locate(path: Path, roots: Roots) -> Location | Refusal | None:
         where = roots.locate(real, resolved=True)
         if where is None:
             return Refusal(SYMLINK_OUTSIDE_ROOTS, key, f"a symlink to {real}, outside the log roots ({roots})")
-        if where[0] == roots.pods_dir:
+        if where[0] == roots.primary:
             log.debug("logs: %s links to %s, read at its own path", path, real)
             return None
         try:

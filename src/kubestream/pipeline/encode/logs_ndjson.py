@@ -2,7 +2,7 @@
 
 A log line costs no dict and no per-field serialization: its JSON object is the concatenation of
 constant fragments, the timestamp and stream bytes as read, the message escaped as part of one
-buffer for the whole chunk (``jsonstr``), the offset digits, and the container's precomputed
+buffer for the whole chunk (``json_strings``), the offset digits, and the container's precomputed
 ``kubernetes`` tail (``ContainerMeta.encoded``). The cluster name is part of the constant head
 (``line_head``), built once per encoder: it costs nothing per line. The fragments are joined ``PIECE_ROWS`` rows at a
 time and fed to a streaming compressor (ISA-L gzip or zstd): the uncompressed batch (about 1.4 KB
@@ -15,18 +15,13 @@ from __future__ import annotations
 
 import base64
 from itertools import chain, repeat
-from typing import Protocol
 
 import orjson
-import zstandard
-from isal import isal_zlib
 
-from kubestream.config.settings import EncodingSettings, Settings
-from kubestream.model import Record
-from kubestream.pipeline.encode import Encoder
+from kubestream.config.settings import EncodingSettings
+from kubestream.model import LogChunk, ParsedBlock, Record, format_epoch_ns, log_chunk
 from kubestream.pipeline.encode.compress import make_compressor
-from kubestream.sources.logs.chunk import LOG_CHUNK_KEY, LogChunk, ParsedBlock, format_epoch_ns
-from kubestream.sources.logs.jsonstr import json_string_bodies
+from kubestream.pipeline.encode.json_strings import json_string_bodies
 
 _PREFIX = b'{"kind":"log","timestamp":"'
 
@@ -47,8 +42,6 @@ _FILE_SLOT = 4
 """Index, within a line's fragments, of the one that closes the message and opens ``file``."""
 _UNSAFE_IN_STRING = (b'"', b"\\")
 _CONTROL = bytes(range(0x20))
-_GZIP_WBITS = 16 + 15
-_ISAL_MAX_LEVEL = 3
 PIECE_ROWS = 512
 """Rows joined and compressed at a time (see the module docstring)."""
 _PIECE_FRAGMENTS = PIECE_ROWS * _FIELDS_PER_LINE
@@ -132,39 +125,10 @@ def _add_row_extras(block: ParsedBlock, fragments: list[bytes], file_head: bytes
         fragments[row * _FIELDS_PER_LINE + _FILE_SLOT] = b'"' + extra + file_head[1:]
 
 
-class StreamCompressor(Protocol):
-    """A compressor fed piece by piece (``zlib``/``zstandard`` ``compressobj`` style)."""
-
-    def compress(self, data: bytes) -> bytes: ...
-
-    def flush(self) -> bytes: ...
-
-
-class _Identity:
-    def compress(self, data: bytes) -> bytes:
-        return data
-
-    def flush(self) -> bytes:
-        return b""
-
-
-def _stream_compressor(settings: EncodingSettings) -> StreamCompressor:
-    if settings.compression == "gzip":
-        # One gzip member, as pipeline.encode.compress writes (ISA-L levels stop at 3).
-        compressor: StreamCompressor = isal_zlib.compressobj(
-            min(settings.gzip_level, _ISAL_MAX_LEVEL), isal_zlib.DEFLATED, _GZIP_WBITS)
-        return compressor
-    if settings.compression == "zstd":
-        zstd: StreamCompressor = zstandard.ZstdCompressor(level=settings.zstd_level).compressobj()
-        return zstd
-    return _Identity()
-
-
 class NdjsonLogEncoder:
     """``Encoder`` for batches of log records: spliced NDJSON, compressed chunk by chunk."""
 
     def __init__(self, settings: EncodingSettings, *, cluster: str | None = None) -> None:
-        self._settings = settings
         self._head = line_head(cluster)
         self._codec = make_compressor(settings)
         suffix = self._codec.suffix
@@ -176,10 +140,10 @@ class NdjsonLogEncoder:
 
     def encode(self, records: list[Record]) -> bytes:
         """The NDJSON of every chunk of ``records``, compressed."""
-        compressor = _stream_compressor(self._settings)
+        compressor = self._codec.stream()
         out: list[bytes] = []
         for record in records:
-            fragments = chunk_ndjson_fragments(record.data[LOG_CHUNK_KEY], self._head)
+            fragments = chunk_ndjson_fragments(log_chunk(record), self._head)
             for start in range(0, len(fragments), _PIECE_FRAGMENTS):
                 out.append(compressor.compress(b"".join(fragments[start:start + _PIECE_FRAGMENTS])))
         out.append(compressor.flush())
@@ -188,17 +152,3 @@ class NdjsonLogEncoder:
     def decode(self, payload: bytes) -> list[dict[str, object]]:
         """The record dicts of a payload this encoder produced (tests, tools)."""
         return [orjson.loads(line) for line in self._codec.decompress(payload).splitlines() if line]
-
-
-def make_log_encoder(settings: Settings, *, safe: bool = False) -> Encoder:
-    """NDJSON (+ the configured compression) or Parquet (zstd inside), as ``encoding.format`` says.
-
-    ``protobuf`` is an events-only format: logs are written as NDJSON then. ``safe``: NDJSON
-    whatever the format (the dead-letter encoder). Both stamp ``cluster.name`` on every record.
-    """
-    cluster = settings.cluster.name
-    if settings.encoding.format == "parquet" and not safe:
-        from kubestream.sources.logs.parquet import ParquetLogEncoder
-
-        return ParquetLogEncoder(zstd_level=settings.encoding.zstd_level, cluster=cluster)
-    return NdjsonLogEncoder(settings.encoding, cluster=cluster)
